@@ -219,6 +219,104 @@ impl FileAccess for HostAccess {
     }
 }
 
+/// Files held in memory, for tests and fuzzing: no disk, no commands.
+#[derive(Debug, Clone, Default)]
+pub struct MemoryAccess {
+    files: std::collections::BTreeMap<String, Vec<u8>>,
+}
+
+impl MemoryAccess {
+    /// An empty filesystem.
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    /// Adds a file (at a relative or absolute path; relative paths are under `/mem`).
+    pub fn with(mut self, path: &str, content: impl Into<Vec<u8>>) -> Self {
+        self.files.insert(Self::absolute(path), content.into());
+        self
+    }
+
+    fn absolute(path: &str) -> String {
+        if path.starts_with('/') {
+            path.to_owned()
+        } else {
+            format!("/mem/{path}")
+        }
+    }
+
+    fn is_dir_path(&self, path: &str) -> bool {
+        let dir = format!("{}/", Self::absolute(path).trim_end_matches('/'));
+        self.files.keys().any(|k| k.starts_with(&dir))
+    }
+}
+
+impl FileAccess for MemoryAccess {
+    fn read(&self, path: &str, limit: u64) -> Result<Vec<u8>, AccessError> {
+        let data = self
+            .files
+            .get(&Self::absolute(path))
+            .ok_or_else(|| AccessError::Read {
+                path: path.to_owned(),
+                source: std::io::Error::from(std::io::ErrorKind::NotFound),
+            })?;
+        if data.len() as u64 > limit {
+            return Err(AccessError::TooLarge {
+                path: path.to_owned(),
+                size: data.len() as u64,
+                limit,
+            });
+        }
+        Ok(data.clone())
+    }
+
+    fn exec(&self, command: &str, _limit: u64) -> Result<Vec<u8>, AccessError> {
+        Err(AccessError::ExecRefused {
+            command: command.to_owned(),
+        })
+    }
+
+    fn exists(&self, path: &str) -> bool {
+        self.is_file(path) || self.is_dir_path(path)
+    }
+
+    fn is_file(&self, path: &str) -> bool {
+        self.files.contains_key(&Self::absolute(path))
+    }
+
+    fn is_dir(&self, path: &str) -> bool {
+        self.is_dir_path(path)
+    }
+
+    fn glob(&self, pattern: &str) -> Vec<String> {
+        let Ok(p) = glob::Pattern::new(pattern) else {
+            return vec![pattern.to_owned()];
+        };
+        let found: Vec<String> = self
+            .files
+            .keys()
+            .filter_map(|k| {
+                k.strip_prefix("/mem/")
+                    .map(str::to_owned)
+                    .or_else(|| Some(k.clone()))
+            })
+            .filter(|k| p.matches(k))
+            .collect();
+        if found.is_empty() {
+            vec![pattern.to_owned()]
+        } else {
+            found
+        }
+    }
+
+    fn file_facts(&self, path: &str) -> Option<FileFacts> {
+        self.is_file(path).then(|| FileFacts {
+            path: Self::absolute(path),
+            inode: 1,
+        })
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -19,7 +19,7 @@ mod options;
 mod origin;
 pub mod registry;
 
-pub use access::{AccessError, FileAccess, HostAccess};
+pub use access::{AccessError, FileAccess, HostAccess, MemoryAccess};
 pub use error::{ConfigError, Warning};
 pub use loader::{Context, DEFAULT_MAX_CONFIG_SIZE, Loader, Resolved, parse_size};
 pub use magic::HostFacts;
