@@ -646,14 +646,12 @@ impl<'a> Loader<'a> {
         self.stack.pop();
         let this_file = std::mem::replace(&mut self.current_file, outer_file);
         result?;
-        if let Some(open) = &self.logic {
-            if open.file == this_file {
-                return Err(ConfigError::UnclosedLogic {
-                    origin: open.origin.clone(),
-                    key: open.key.clone(),
-                    end: open.kind.end(),
-                });
-            }
+        if let Some(open) = self.logic.as_ref().filter(|open| open.file == this_file) {
+            return Err(ConfigError::UnclosedLogic {
+                origin: open.origin.clone(),
+                key: open.key.clone(),
+                end: open.kind.end(),
+            });
         }
         if notation == Notation::Ini {
             self.last_ini = Some(file);
@@ -716,11 +714,10 @@ impl<'a> Loader<'a> {
                         },
                         _ => {
                             if name.contains(' ') {
-                                let r = placeholder_math(name, |n| {
+                                placeholder_math(name, |n| {
                                     looked_up.push(n.to_owned());
                                     options.first(n).map(|o| o.value.clone())
-                                });
-                                r
+                                })
                             } else {
                                 looked_up.push(name.to_owned());
                                 options.first(name).map(|o| o.value.clone())
@@ -801,7 +798,7 @@ impl<'a> Loader<'a> {
             seen.push(&o.key);
             match registry::lookup(&o.key) {
                 Known::Unknown => {
-                    if self.looked_up.iter().any(|l| *l == o.key) {
+                    if self.looked_up.contains(&o.key) {
                         continue;
                     }
                     if let Some(s) = registry::suggest(&o.key) {

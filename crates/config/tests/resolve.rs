@@ -238,7 +238,7 @@ fn invalid_utf8_names_its_line() {
 
 #[test]
 fn a_file_over_max_config_size_is_refused() {
-    let big = format!("[uwsgi]\nmax-config-size = 100\ninclude = b.ini\n");
+    let big = "[uwsgi]\nmax-config-size = 100\ninclude = b.ini\n";
     let access = MemoryAccess::new()
         .with("a.ini", big)
         .with("b.ini", vec![b'#'; 200]);

@@ -9,12 +9,8 @@ pub(super) fn parse(text: &str, section: &str) -> Result<Parsed, SyntaxError> {
         allow_dtd: false,
         ..Default::default()
     };
-    let doc = roxmltree::Document::parse_with_options(text, opts).map_err(|e| {
-        SyntaxError::new(
-            u32::try_from(e.pos().row).unwrap_or(u32::MAX),
-            format!("invalid xml: {e}"),
-        )
-    })?;
+    let doc = roxmltree::Document::parse_with_options(text, opts)
+        .map_err(|e| SyntaxError::new(e.pos().row, format!("invalid xml: {e}")))?;
     let line = |node: roxmltree::Node<'_, '_>| line_of(text, node.range().start);
     // uWSGI's default section is "uwsgi"; for xml it means "no id asked".
     let id = (section != "uwsgi").then_some(section);
@@ -40,10 +36,10 @@ pub(super) fn parse(text: &str, section: &str) -> Result<Parsed, SyntaxError> {
         ..Parsed::default()
     };
     for node in block.children() {
-        if let (Some(want), Some(have)) = (id, node.attribute("id")) {
-            if want != have {
-                continue;
-            }
+        if let (Some(want), Some(have)) = (id, node.attribute("id"))
+            && want != have
+        {
+            continue;
         }
         if !node.is_element() {
             continue;

@@ -27,7 +27,7 @@ pub(super) fn parse(text: &str, section: &str) -> Result<Parsed, SyntaxError> {
     let mut depth: u32 = 0;
     let mut key: Option<(String, u32)> = None;
     let mut ignored_nested = false;
-    while let Some(token) = scanner.next() {
+    for token in scanner.by_ref() {
         let line = line_no(token.0.line());
         match token.1 {
             TokenType::StreamEnd => break,
@@ -68,14 +68,14 @@ pub(super) fn parse(text: &str, section: &str) -> Result<Parsed, SyntaxError> {
             TokenType::Scalar(_, value) => match status {
                 Status::Key => key = Some((value, line)),
                 Status::Value | Status::Sequence => {
-                    if depth > 0 {
-                        if let Some((k, _)) = &key {
-                            parsed.entries.push(RawEntry {
-                                key: k.clone(),
-                                value,
-                                line,
-                            });
-                        }
+                    if depth > 0
+                        && let Some((k, _)) = &key
+                    {
+                        parsed.entries.push(RawEntry {
+                            key: k.clone(),
+                            value,
+                            line,
+                        });
                     }
                     if status == Status::Value {
                         key = None;
