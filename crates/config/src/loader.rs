@@ -599,10 +599,11 @@ impl<'a> Loader<'a> {
 
         // Magic variables, on the whole raw text (`config_magic_table_fill`, `magic_sub`).
         let first = !via_include && !self.first_file_done;
-        if file.is_empty() {
+        let (named, _) = split_section(given);
+        if named.is_empty() {
             self.magic.set_section(section.unwrap_or(""));
         } else {
-            self.magic.fill(given, section, facts.as_ref(), first);
+            self.magic.fill(named, section, facts.as_ref(), first);
         }
         if first && facts.is_some() {
             self.first_file_done = true;
@@ -798,7 +799,8 @@ impl<'a> Loader<'a> {
             seen.push(&o.key);
             match registry::lookup(&o.key) {
                 Known::Unknown => {
-                    if self.looked_up.contains(&o.key) {
+                    // `end` closes a block, as in uWSGI, without being an option.
+                    if o.key == "end" || self.looked_up.contains(&o.key) {
                         continue;
                     }
                     if let Some(s) = registry::suggest(&o.key) {

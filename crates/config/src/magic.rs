@@ -100,9 +100,10 @@ impl MagicTable {
         &self.entries[usize::from(c)]
     }
 
-    /// Fills the per-file variables for `name` as it was given (`file.ini:section` included),
-    /// as `config_magic_table_fill` does. `facts` is `None` for a scheme (`exec://`) or `-`,
-    /// which set only `%o`. With `first`, the uppercase variables are set too.
+    /// Fills the per-file variables for the file named `given` (without its `:section`; uWSGI
+    /// cuts it off before the text is read), as `config_magic_table_fill` does. `facts` is
+    /// `None` for a scheme (`exec://`) or `-`, which set only `%o`. With `first`, the
+    /// uppercase variables are set too.
     pub fn fill(
         &mut self,
         given: &str,
@@ -151,6 +152,7 @@ impl MagicTable {
 
     /// Sets only `%x` (`ini = :section` re-reads the last file with the table it had).
     pub fn set_section(&mut self, section: &str) {
+        self.set(b'o', "");
         self.set(b'x', section);
     }
 
@@ -220,7 +222,7 @@ pub fn djb33x_hex(data: &[u8]) -> String {
     }
     hash.to_le_bytes()
         .iter()
-        .map(|b| format!("{b:02x}"))
+        .map(|b| format!("{b:02X}"))
         .collect()
 }
 
@@ -260,6 +262,6 @@ mod tests {
     #[test]
     fn djb33x_matches_uwsgi() {
         // (5381 * 33) ^ 0x61 = 0x0002b5c4, shown as its little-endian bytes.
-        assert_eq!(djb33x_hex(b"a"), "c4b50200");
+        assert_eq!(djb33x_hex(b"a"), "C4B50200");
     }
 }

@@ -41,6 +41,23 @@ pub(super) fn parse(text: &str, section: &str) -> Result<Parsed, SyntaxError> {
         {
             continue;
         }
+        if node.is_text() {
+            // libxml2 tells CDATA from text; uWSGI takes a CDATA section as `eval` code.
+            // roxmltree merges CDATA into the text node but its range ends at the first
+            // piece: look at the source up to the next sibling.
+            let start = node.range().start;
+            let end = node.next_sibling().map_or(block.range().end, |n| n.range().start);
+            let raw = &text[start..end];
+            let mut rest = raw;
+            while let Some(offset) = rest.find("<![CDATA[") {
+                let body = &rest[offset + 9..];
+                let end = body.find("]]>").unwrap_or(body.len());
+                let at = line_of(text, node.range().start + (raw.len() - rest.len()) + offset);
+                parsed.entries.push(RawEntry { key: "eval".into(), value: body[..end].to_owned(), line: at });
+                rest = &body[end..];
+            }
+            continue;
+        }
         if !node.is_element() {
             continue;
         }
