@@ -11,7 +11,7 @@ use crate::magic::{HostFacts, MagicTable};
 use crate::notation::{self, Notation};
 use crate::options::{Options, is_true};
 use crate::origin::Origin;
-use crate::registry::{self, Kind, Known};
+use crate::registry::{self, Known};
 
 /// The default of `max-config-size`: 4 MiB.
 pub const DEFAULT_MAX_CONFIG_SIZE: u64 = 4 << 20;
@@ -19,6 +19,8 @@ pub const DEFAULT_MAX_CONFIG_SIZE: u64 = 4 << 20;
 const MAX_INCLUDE_DEPTH: usize = 32;
 /// `inherit` templates loaded at most this many times in all (uWSGI loops forever on a cycle).
 const MAX_INHERITS: usize = 64;
+/// Unknown keys checked for a near miss of an option name, at most.
+const MAX_SUGGESTED: usize = 64;
 /// `for-times` counts at most this far.
 const MAX_FOR_TIMES: i64 = 100_000;
 
@@ -184,7 +186,7 @@ pub struct Loader<'a> {
     last_ini: Option<String>,
     serial: u64,
     current_file: u64,
-    looked_up: Vec<String>,
+    looked_up: std::collections::HashSet<String>,
 }
 
 impl std::fmt::Debug for Loader<'_> {
@@ -247,7 +249,7 @@ impl<'a> Loader<'a> {
             last_ini: None,
             serial: 0,
             current_file: 0,
-            looked_up: Vec::new(),
+            looked_up: std::collections::HashSet::new(),
         }
     }
 
@@ -716,11 +718,11 @@ impl<'a> Loader<'a> {
                         _ => {
                             if name.contains(' ') {
                                 placeholder_math(name, |n| {
-                                    looked_up.push(n.to_owned());
+                                    looked_up.insert(n.to_owned());
                                     options.first(n).map(|o| o.value.clone())
                                 })
                             } else {
-                                looked_up.push(name.to_owned());
+                                looked_up.insert(name.to_owned());
                                 options.first(name).map(|o| o.value.clone())
                             }
                         }
@@ -788,19 +790,25 @@ impl<'a> Loader<'a> {
         Ok(())
     }
 
-    /// Warnings about keys: near misses of an option, and uWSGI options liege lacks.
+    /// Warnings about keys: near misses of an option, and uWSGI options liege lacks. The
+    /// near-miss search costs a comparison with every known name, so it runs for the first
+    /// [`MAX_SUGGESTED`] unknown keys only: a hostile file full of junk keys stays cheap.
     fn check_keys(&mut self) {
         let mut notes = Vec::new();
-        let mut seen: Vec<&str> = Vec::new();
+        let mut seen = std::collections::HashSet::new();
+        let mut unknown = 0usize;
         for o in self.options.iter() {
-            if seen.contains(&o.key.as_str()) {
+            if !seen.insert(o.key.as_str()) {
                 continue;
             }
-            seen.push(&o.key);
             match registry::lookup(&o.key) {
                 Known::Unknown => {
                     // `end` closes a block, as in uWSGI, without being an option.
                     if o.key == "end" || self.looked_up.contains(&o.key) {
+                        continue;
+                    }
+                    unknown += 1;
+                    if unknown > MAX_SUGGESTED {
                         continue;
                     }
                     if let Some(s) = registry::suggest(&o.key) {
@@ -814,7 +822,6 @@ impl<'a> Loader<'a> {
                     origin: o.origin.clone(),
                     message: format!("`{}` is a uWSGI option that liege does not implement yet: an instance with it will not start", o.key),
                 }),
-                Known::Liege(spec) if spec.kind == Kind::Logic => {}
                 Known::Liege(_) => {}
             }
         }
