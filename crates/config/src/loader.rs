@@ -429,14 +429,17 @@ impl<'a> Loader<'a> {
                 }
             }
             LogicKind::ForReadline => {
-                let data = self
-                    .ctx
-                    .access
-                    .read(arg, self.max_config_size)
-                    .map_err(|source| ConfigError::Access {
-                        origin: logic.origin.clone(),
-                        source,
-                    })?;
+                // uWSGI logs an unreadable file and repeats nothing; so does liege, with a warning.
+                let data = match self.ctx.access.read(arg, self.max_config_size) {
+                    Ok(data) => data,
+                    Err(e) => {
+                        self.warn(
+                            logic.origin.clone(),
+                            format!("{e}: `{}` repeats nothing", logic.key),
+                        );
+                        return Ok(());
+                    }
+                };
                 let text = String::from_utf8_lossy(&data).into_owned();
                 for line in text.split_inclusive('\n') {
                     self.add(

@@ -46,14 +46,20 @@ pub(super) fn parse(text: &str, section: &str) -> Result<Parsed, SyntaxError> {
             // roxmltree merges CDATA into the text node but its range ends at the first
             // piece: look at the source up to the next sibling.
             let start = node.range().start;
-            let end = node.next_sibling().map_or(block.range().end, |n| n.range().start);
+            let end = node
+                .next_sibling()
+                .map_or(block.range().end, |n| n.range().start);
             let raw = &text[start..end];
             let mut rest = raw;
             while let Some(offset) = rest.find("<![CDATA[") {
                 let body = &rest[offset + 9..];
                 let end = body.find("]]>").unwrap_or(body.len());
                 let at = line_of(text, node.range().start + (raw.len() - rest.len()) + offset);
-                parsed.entries.push(RawEntry { key: "eval".into(), value: body[..end].to_owned(), line: at });
+                parsed.entries.push(RawEntry {
+                    key: "eval".into(),
+                    value: body[..end].to_owned(),
+                    line: at,
+                });
                 rest = &body[end..];
             }
             continue;
@@ -65,7 +71,10 @@ pub(super) fn parse(text: &str, section: &str) -> Result<Parsed, SyntaxError> {
         let at = line(node);
         let value = match node.first_child() {
             None => "1".to_owned(),
-            Some(child) if child.is_text() => child.text().unwrap_or_default().to_owned(),
+            // libxml2's first child: text, or a comment's own text when a comment comes first.
+            Some(child) if child.is_text() || child.is_comment() => {
+                child.text().unwrap_or_default().to_owned()
+            }
             Some(_) => {
                 return Err(SyntaxError::new(
                     at,

@@ -92,7 +92,7 @@ pub(super) fn parse(text: &str, section: &str) -> Result<Parsed, SyntaxError> {
             TokenType::FlowMappingStart if depth > 0 => {
                 parsed.warnings.push((
                     line,
-                    "a flow mapping `{...}` inside the section is ignored, as uWSGI does".into(),
+                    "a flow mapping `{...}` inside the section: uWSGI reads its keys as options too".into(),
                 ));
                 status = Status::None;
             }
