@@ -449,35 +449,23 @@ impl<'a> Loader<'a> {
                     )?;
                 }
             }
-            LogicKind::IfEnv(want) => {
+            LogicKind::IfEnv(want) | LogicKind::IfOpt(want) => {
+                // `NAME` tests that it is set, `NAME=VALUE` that it has that value.
                 let (name, expected) = match arg.split_once('=') {
                     Some((n, v)) => (n, Some(v)),
                     None => (arg, None),
                 };
-                let found = (self.ctx.env)(name);
+                let found = match logic.kind {
+                    LogicKind::IfEnv(_) => (self.ctx.env)(name),
+                    _ => self.options.first(name).map(|o| o.value.clone()),
+                };
                 let holds = match (&found, expected) {
                     (None, _) => false,
                     (Some(f), Some(e)) => f == e,
                     (Some(_), None) => true,
                 };
                 if holds == want {
-                    // if-not-env with the variable unset keeps `%(_)` as written (uWSGI).
-                    let v = found.map_or_else(|| value.to_owned(), |f| with(&f));
-                    self.add(key, &v, origin.clone())?;
-                }
-            }
-            LogicKind::IfOpt(want) => {
-                let (name, expected) = match arg.split_once('=') {
-                    Some((n, v)) => (n, Some(v)),
-                    None => (arg, None),
-                };
-                let found = self.options.first(name).map(|o| o.value.clone());
-                let holds = match (&found, expected) {
-                    (None, _) => false,
-                    (Some(f), Some(e)) => f == e,
-                    (Some(_), None) => true,
-                };
-                if holds == want {
+                    // The `not` forms with nothing found keep `%(_)` as written (uWSGI).
                     let v = found.map_or_else(|| value.to_owned(), |f| with(&f));
                     self.add(key, &v, origin.clone())?;
                 }
