@@ -69,6 +69,8 @@ pub enum ConfigError {
     },
     #[error("{origin}: expanding `{key}` does not end (a placeholder that refers to itself?)")]
     Runaway { origin: Origin, key: String },
+    #[error("{origin}: more than {limit} options")]
+    TooManyOptions { origin: Origin, limit: usize },
     #[error("{origin}: unknown option `{name}`{hint}")]
     UnknownArgument {
         origin: Origin,
@@ -98,6 +100,7 @@ impl ConfigError {
             | ConfigError::NotSupported { origin, .. }
             | ConfigError::InvalidValue { origin, .. }
             | ConfigError::Runaway { origin, .. }
+            | ConfigError::TooManyOptions { origin, .. }
             | ConfigError::UnknownArgument { origin, .. }
             | ConfigError::MissingArgument { origin, .. } => origin,
         }

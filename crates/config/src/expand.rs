@@ -11,9 +11,10 @@
 pub struct Runaway;
 
 /// At most this many substitutions in one value, and at most this many bytes, before the value
-/// is declared runaway (uWSGI would loop until it runs out of memory).
-const MAX_SUBSTITUTIONS: usize = 10_000;
-const MAX_LEN: usize = 1 << 20;
+/// is declared runaway (uWSGI would loop until it runs out of memory). Each substitution
+/// rescans the value, so these two bound the work one hostile value can cause.
+const MAX_SUBSTITUTIONS: usize = 1_000;
+const MAX_LEN: usize = 256 << 10;
 
 /// Replaces every `SYMBOL(key)` of `value` by what `hook` returns for `key`.
 pub fn scan(

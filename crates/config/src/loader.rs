@@ -22,7 +22,10 @@ const MAX_INHERITS: usize = 64;
 /// Unknown keys checked for a near miss of an option name, at most.
 const MAX_SUGGESTED: usize = 64;
 /// `for-times` counts at most this far.
-const MAX_FOR_TIMES: i64 = 100_000;
+const MAX_FOR_TIMES: i64 = 10_000;
+/// A list longer than this is refused: a hostile file (a `for` of a `for-times`...) must not
+/// cost the emperor more than a moment.
+const MAX_OPTIONS: usize = 100_000;
 
 /// What the loader needs from outside: the filesystem policy, the environment and host facts.
 pub struct Context<'a> {
@@ -285,6 +288,12 @@ impl<'a> Loader<'a> {
                 self.logic_running = false;
                 return r;
             }
+        }
+        if self.options.len() >= MAX_OPTIONS {
+            return Err(ConfigError::TooManyOptions {
+                origin,
+                limit: MAX_OPTIONS,
+            });
         }
         self.options.push(key, value, origin.clone());
         self.configured.push(false);

@@ -230,6 +230,15 @@ fn bad_input_names_the_file_and_line() {
 }
 
 #[test]
+fn a_list_that_explodes_is_refused() {
+    let text = "[uwsgi]\nfor-times = 10000\na = %(_)\nb = %(_)\nc = %(_)\nd = %(_)\ne = %(_)\nf = %(_)\ng = %(_)\nh = %(_)\ni = %(_)\nj = %(_)\nk = %(_)\nendfor =\n";
+    assert_eq!(
+        err(&[("a.ini", text)], "a.ini"),
+        "a.ini:12: more than 100000 options"
+    );
+}
+
+#[test]
 fn invalid_utf8_names_its_line() {
     let access = MemoryAccess::new().with("a.ini", b"[uwsgi]\nok = 1\nbad = \xff\n".to_vec());
     let e = resolve(&access, "a.ini").unwrap_err().to_string();
