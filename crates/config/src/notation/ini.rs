@@ -39,7 +39,8 @@ pub(super) fn parse(text: &str, section: &str) -> Result<Parsed, SyntaxError> {
             });
         }
     }
-    if text.lines().any(|l| trim(l) == format!("[{section}]")) {
+    let header = format!("[{section}]");
+    if !parsed.found_section && text.lines().any(|l| trim(l) == header) {
         parsed.found_section = true;
     }
     Ok(parsed)
