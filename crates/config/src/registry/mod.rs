@@ -67,6 +67,16 @@ pub enum Part {
     Config,
     /// The `liege` command.
     Command,
+    /// The master: workers, reloads, limits, stats.
+    Master,
+    /// Sockets and the protocols spoken on them.
+    Sockets,
+    /// Static files, served by the workers.
+    Static,
+    /// The request log.
+    Logging,
+    /// The Python worker (WSGI).
+    Python,
 }
 
 impl Part {
@@ -75,6 +85,11 @@ impl Part {
         match self {
             Part::Config => "Config files, includes, placeholders and logic",
             Part::Command => "The liege command",
+            Part::Master => "The master: workers, reloads, limits, stats",
+            Part::Sockets => "Sockets and protocols",
+            Part::Static => "Static files",
+            Part::Logging => "Request logging",
+            Part::Python => "Python (WSGI)",
         }
     }
 }
@@ -255,11 +270,12 @@ mod tests {
     #[test]
     fn liege_options_and_uwsgi_options_are_told_apart() {
         assert!(matches!(lookup("include"), Known::Liege(s) if s.immediate));
+        assert!(matches!(lookup("harakiri"), Known::Liege(s) if s.name == "harakiri"));
         assert!(matches!(
-            lookup("harakiri"),
+            lookup("cron"),
             Known::Uwsgi { arg: Arg::Required }
         ));
-        assert!(matches!(lookup("master"), Known::Uwsgi { arg: Arg::None }));
+        assert!(matches!(lookup("cheap"), Known::Uwsgi { arg: Arg::None }));
         assert!(matches!(lookup("base"), Known::Unknown));
     }
 

@@ -1,0 +1,1 @@
+//! The vassal master. Filled in by the master work.

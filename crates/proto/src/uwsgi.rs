@@ -1,0 +1,1 @@
+//! The uwsgi packet (docs: Protocol.rst). Filled in by the uwsgi-parser work.

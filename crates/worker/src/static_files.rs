@@ -1,0 +1,1 @@
+//! Static files. Filled in by the static-files work.
