@@ -14,8 +14,11 @@ use std::sync::atomic::{AtomicU64, Ordering};
 pub const HEADER_WORDS: usize = 4;
 /// Words of a worker's own fields.
 pub const WORKER_WORDS: usize = 16;
-/// Words of one core (thread) of a worker.
-pub const CORE_WORDS: usize = 4;
+/// Words of one core (thread) of a worker: [`CoreField`]s, then [`LABEL_WORDS`] words holding
+/// the request being served (`GET /path`, truncated) for the harakiri log line.
+pub const CORE_WORDS: usize = 4 + LABEL_WORDS;
+/// Words of a core's request label (8 bytes each).
+pub const LABEL_WORDS: usize = 8;
 /// Written at word 0, so a worker can tell it mapped a scoreboard.
 pub const MAGIC: u64 = 0x6c69_6567_6573_6231; // "liegesb1"
 
@@ -266,6 +269,28 @@ impl CoreSlot<'_> {
             u64::try_from(fd).map_or(0, |f| f + 1),
         );
         self.set(CoreField::RequestStart, now_us.max(1));
+    }
+
+    /// Records what is being served (`GET /path?q`), truncated to fit, for the harakiri log.
+    pub fn set_label(&self, label: &[u8]) {
+        let mut bytes = [0u8; LABEL_WORDS * 8];
+        let n = label.len().min(bytes.len());
+        bytes[..n].copy_from_slice(&label[..n]);
+        for (i, chunk) in bytes.chunks(8).enumerate() {
+            let mut w = [0u8; 8];
+            w.copy_from_slice(chunk);
+            self.words[4 + i].store(u64::from_le_bytes(w), Ordering::Relaxed);
+        }
+    }
+
+    /// The label [`set_label`](Self::set_label) recorded.
+    pub fn label(&self) -> String {
+        let mut bytes = Vec::with_capacity(LABEL_WORDS * 8);
+        for i in 0..LABEL_WORDS {
+            bytes.extend_from_slice(&self.words[4 + i].load(Ordering::Relaxed).to_le_bytes());
+        }
+        let end = bytes.iter().position(|&b| b == 0).unwrap_or(bytes.len());
+        String::from_utf8_lossy(&bytes[..end]).into_owned()
     }
 
     /// Marks the request as finished.
