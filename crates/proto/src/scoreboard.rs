@@ -322,13 +322,20 @@ mod tests {
         assert!(sb.worker(3).busy());
         assert!(!sb.worker(2).busy());
         assert_eq!(sb.worker(3).core(1).get(CoreField::ClientFdPlusOne), 10);
+        let core = sb.worker(3).core(1);
+        core.set_label(
+            b"GET /a-very-long-path-that-is-longer-than-the-sixty-four-bytes-a-label-holds",
+        );
+        assert_eq!(core.label().len(), 64);
+        core.set_label(b"GET /x");
+        assert_eq!(core.label(), "GET /x");
+        core.end();
+        assert_eq!(core.get(CoreField::Requests), 1);
         assert_eq!(
             m.last().unwrap().load(Ordering::Relaxed),
             0,
-            "last core's Requests word"
+            "the label's last word"
         );
-        sb.worker(3).core(1).end();
-        assert_eq!(m.last().unwrap().load(Ordering::Relaxed), 1);
     }
 
     #[test]
