@@ -1,5 +1,6 @@
 //! The raw syscalls that need `unsafe`, each wrapped in a safe function whose doc states what the
 //! caller must keep true. Everything else in liege uses rustix's safe API or these.
 
+pub mod fd;
 pub mod fork;
 pub mod shm;

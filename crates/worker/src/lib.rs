@@ -7,13 +7,18 @@
 //! A language crate implements [`Language`] and calls [`main`].
 
 pub mod app;
+mod event_loop;
 pub mod http;
+pub mod log;
 pub mod request;
 pub mod response;
+pub mod runtime;
 pub mod settings;
 pub mod static_files;
+pub mod uwsgi;
 
 pub use app::{App, AppError, Language, LoadError};
 pub use request::{Body, Input, Request, Vars};
 pub use response::{HeaderError, Output, Response};
+pub use runtime::main;
 pub use settings::Settings;

@@ -1,0 +1,1039 @@
+//! One interpreter thread's event loop: it accepts connections from the shared listening sockets,
+//! reads and parses requests without blocking, receives each body whole, and only then runs the
+//! app (or serves a static file) for a complete request. While the app runs, the other
+//! connections of this thread wait in the kernel; while a client is slow, nothing waits for it.
+//!
+//! Fairness: every connection with a complete request gets at most [`BURST`] requests served
+//! before the loop moves on, so a pipelining client cannot starve the others; listeners are
+//! registered with `EPOLLEXCLUSIVE`, so one new connection wakes one waiting worker (the one that
+//! is not busy in its app), and a worker accepts one connection per wake-up.
+
+use std::collections::VecDeque;
+use std::fs::File;
+use std::io::{self, IoSlice, Write};
+use std::os::fd::{AsFd, AsRawFd, BorrowedFd, OwnedFd};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::{Duration, Instant};
+
+use liege_proto::handoff::Proto;
+use liege_proto::scoreboard::{CoreField, CoreSlot, State, WorkerField, WorkerSlot};
+use rustix::buffer::spare_capacity;
+use rustix::event::epoll;
+use rustix::io::Errno;
+use rustix::net::SocketFlags;
+
+use crate::app::App;
+use crate::http::{self, BodyKind, ChunkedDecoder, Limits};
+use crate::log;
+use crate::request::{Body, Request, Vars};
+use crate::response::{Framing, Output, Response};
+use crate::settings::Settings;
+use crate::static_files::StaticFiles;
+use crate::uwsgi;
+
+/// Requests served on one connection before the loop looks at the others.
+const BURST: usize = 8;
+/// Epoll tokens: listeners are `0..n`, the stop pipe is [`STOP`], connections start at [`CONN`].
+const STOP: u64 = 1 << 40;
+const CONN: u64 = 1 << 32;
+/// How much is read at once.
+const READ_CHUNK: usize = 16 * 1024;
+/// Past this many queued response bytes, a streaming app waits for the client.
+const OUT_HIGH_WATER: usize = 1 << 20;
+/// Once told to stop, a connection idle this long is closed (a busy one is closed after its
+/// next response).
+const STOP_IDLE_GRACE: Duration = Duration::from_secs(1);
+
+/// A listening socket inherited from the master.
+#[derive(Debug)]
+pub(crate) struct Listening {
+    pub(crate) fd: OwnedFd,
+    pub(crate) proto: Proto,
+    pub(crate) server_name: String,
+    pub(crate) server_port: String,
+    pub(crate) tcp: bool,
+}
+
+/// What every loop of the worker shares.
+pub(crate) struct Shared<'a, A: App> {
+    /// `None` when the app could not be loaded: every request gets 500.
+    pub(crate) app: Option<&'a A>,
+    pub(crate) settings: &'a Settings,
+    pub(crate) statics: &'a StaticFiles,
+    pub(crate) listeners: &'a [Listening],
+    pub(crate) slot: Option<WorkerSlot<'a>>,
+    pub(crate) worker_id: usize,
+    pub(crate) stop_pipe: BorrowedFd<'a>,
+    pub(crate) stopping: &'a AtomicBool,
+    /// Requests this worker may serve before it recycles (0: no limit).
+    pub(crate) max_requests: u64,
+    pub(crate) pid: u32,
+}
+
+enum Seg {
+    Bytes(Vec<u8>, usize),
+    File(File, u64, u64),
+}
+
+/// A connection's queued output.
+struct OutQueue {
+    segs: VecDeque<Seg>,
+    bytes: usize,
+}
+
+impl OutQueue {
+    fn is_empty(&self) -> bool {
+        self.segs.is_empty()
+    }
+
+    /// Writes what it can without blocking. Ok(true) when everything went out.
+    fn drain(&mut self, fd: BorrowedFd<'_>, tx: &mut u64) -> io::Result<bool> {
+        loop {
+            match self.segs.front_mut() {
+                None => return Ok(true),
+                Some(Seg::File(file, offset, remaining)) => {
+                    if *remaining == 0 {
+                        self.segs.pop_front();
+                        continue;
+                    }
+                    let count = usize::try_from((*remaining).min(1 << 30)).unwrap_or(1 << 30);
+                    match rustix::fs::sendfile(fd, &*file, Some(offset), count) {
+                        Ok(0) => {
+                            return Err(io::Error::new(
+                                io::ErrorKind::UnexpectedEof,
+                                "file shorter than announced",
+                            ));
+                        }
+                        Ok(n) => {
+                            *remaining -= n as u64;
+                            *tx += n as u64;
+                        }
+                        Err(Errno::AGAIN) => return Ok(false),
+                        Err(Errno::INTR) => {}
+                        Err(e) => return Err(e.into()),
+                    }
+                }
+                Some(Seg::Bytes(..)) => {
+                    let mut slices: Vec<IoSlice<'_>> = Vec::with_capacity(8);
+                    for s in self.segs.iter() {
+                        match s {
+                            Seg::Bytes(b, pos) if slices.len() < 64 => {
+                                slices.push(IoSlice::new(&b[*pos..]))
+                            }
+                            _ => break,
+                        }
+                    }
+                    match rustix::io::writev(fd, &slices) {
+                        Ok(mut n) => {
+                            *tx += n as u64;
+                            self.bytes = self.bytes.saturating_sub(n);
+                            while n > 0 {
+                                let Some(Seg::Bytes(b, pos)) = self.segs.front_mut() else {
+                                    break;
+                                };
+                                let left = b.len() - *pos;
+                                if n >= left {
+                                    n -= left;
+                                    self.segs.pop_front();
+                                } else {
+                                    *pos += n;
+                                    n = 0;
+                                }
+                            }
+                        }
+                        Err(Errno::AGAIN) => return Ok(false),
+                        Err(Errno::INTR) => {}
+                        Err(e) => return Err(e.into()),
+                    }
+                }
+            }
+        }
+    }
+}
+
+/// The [`Output`] a response writes into: the connection's queue.
+struct ConnOutput<'a> {
+    out: &'a mut OutQueue,
+    fd: BorrowedFd<'a>,
+    timeout: Duration,
+    core: Option<CoreSlot<'a>>,
+    tx: u64,
+}
+
+impl Output for ConnOutput<'_> {
+    fn send(&mut self, data: &[u8]) -> io::Result<()> {
+        self.out.bytes += data.len();
+        if let Some(Seg::Bytes(last, _)) = self.out.segs.back_mut()
+            && last.len() + data.len() <= 64 * 1024
+        {
+            last.extend_from_slice(data);
+            return Ok(());
+        }
+        self.out.segs.push_back(Seg::Bytes(data.to_vec(), 0));
+        Ok(())
+    }
+
+    fn send_file(&mut self, file: File, offset: u64, len: u64) -> io::Result<()> {
+        self.out.segs.push_back(Seg::File(file, offset, len));
+        Ok(())
+    }
+
+    fn flush(&mut self) -> io::Result<()> {
+        let deadline = Instant::now() + self.timeout;
+        loop {
+            let done = self.out.drain(self.fd, &mut self.tx)?;
+            if done || self.out.bytes < OUT_HIGH_WATER {
+                return Ok(());
+            }
+            let left = deadline.saturating_duration_since(Instant::now());
+            if left.is_zero() {
+                return Err(io::Error::new(io::ErrorKind::TimedOut, "client too slow"));
+            }
+            let mut fds = [rustix::event::PollFd::new(
+                &self.fd,
+                rustix::event::PollFlags::OUT,
+            )];
+            let ts = rustix::time::Timespec::try_from(left).unwrap_or(rustix::time::Timespec {
+                tv_sec: 1,
+                tv_nsec: 0,
+            });
+            match rustix::event::poll(&mut fds, Some(&ts)) {
+                Ok(_) | Err(Errno::INTR) => {}
+                Err(e) => return Err(e.into()),
+            }
+        }
+    }
+
+    fn head_sent(&mut self) {
+        if let Some(core) = self.core {
+            core.set(CoreField::ResponseStarted, 1);
+        }
+    }
+}
+
+/// Where the request body goes while it arrives.
+enum BodySink {
+    Memory(Vec<u8>),
+    File(File, u64),
+}
+
+impl BodySink {
+    fn write(&mut self, data: &[u8], memory_limit: u64) -> io::Result<()> {
+        if let BodySink::Memory(v) = self
+            && (v.len() + data.len()) as u64 > memory_limit
+        {
+            let mut f = tempfile::tempfile()?;
+            f.write_all(v)?;
+            let len = v.len() as u64;
+            *self = BodySink::File(f, len);
+        }
+        match self {
+            BodySink::Memory(v) => v.extend_from_slice(data),
+            BodySink::File(f, len) => {
+                f.write_all(data)?;
+                *len += data.len() as u64;
+            }
+        }
+        Ok(())
+    }
+
+    fn into_body(self) -> Body {
+        match self {
+            BodySink::Memory(v) if v.is_empty() => Body::Empty,
+            BodySink::Memory(v) => Body::Memory(v),
+            BodySink::File(file, len) => Body::File { file, len },
+        }
+    }
+}
+
+/// A request head, from either protocol.
+struct ReqHead {
+    vars: Vars,
+    http11: bool,
+    keep_alive: bool,
+    expect_continue: bool,
+    head_only: bool,
+    label: Vec<u8>,
+    https: bool,
+    body: BodyKind,
+}
+
+enum BodyLeft {
+    Length(u64),
+    Chunked(ChunkedDecoder),
+}
+
+enum Phase {
+    Head,
+    Body {
+        head: ReqHead,
+        sink: BodySink,
+        left: BodyLeft,
+    },
+    Closing,
+}
+
+struct Conn {
+    fd: OwnedFd,
+    proto: Proto,
+    listener: usize,
+    peer_addr: String,
+    peer_port: String,
+    rbuf: Vec<u8>,
+    rstart: usize,
+    phase: Phase,
+    out: OutQueue,
+    /// Registered for EPOLLOUT (output pending) rather than EPOLLIN.
+    writing: bool,
+    close_after_flush: bool,
+    last_active: Instant,
+    peer_closed: bool,
+}
+
+impl Conn {
+    fn idle(&self) -> bool {
+        matches!(self.phase, Phase::Head) && self.rstart == self.rbuf.len() && self.out.is_empty()
+    }
+}
+
+/// One thread's loop.
+pub(crate) struct Loop<'a, A: App> {
+    shared: &'a Shared<'a, A>,
+    core_id: usize,
+    core: Option<CoreSlot<'a>>,
+    epoll: OwnedFd,
+    conns: Vec<Option<Conn>>,
+    free: Vec<usize>,
+    live: usize,
+    /// Connections with a complete request still buffered, to serve before waiting again.
+    pending: VecDeque<usize>,
+    stopping_since: Option<Instant>,
+    limits: Limits,
+    last_sweep: Instant,
+    core_requests: u64,
+}
+
+impl<'a, A: App> Loop<'a, A> {
+    pub(crate) fn new(shared: &'a Shared<'a, A>, core_id: usize) -> io::Result<Self> {
+        let epoll = epoll::create(epoll::CreateFlags::CLOEXEC)?;
+        for (i, l) in shared.listeners.iter().enumerate() {
+            epoll::add(
+                &epoll,
+                &l.fd,
+                epoll::EventData::new_u64(i as u64),
+                epoll::EventFlags::IN | epoll::EventFlags::EXCLUSIVE,
+            )?;
+        }
+        epoll::add(
+            &epoll,
+            shared.stop_pipe,
+            epoll::EventData::new_u64(STOP),
+            epoll::EventFlags::IN,
+        )?;
+        let limits = Limits {
+            head: shared.settings.buffer_size,
+            body: shared.settings.limit_post,
+        };
+        Ok(Loop {
+            shared,
+            core_id,
+            core: shared.slot.map(|s| s.core(core_id)),
+            epoll,
+            conns: Vec::new(),
+            free: Vec::new(),
+            live: 0,
+            pending: VecDeque::new(),
+            stopping_since: None,
+            limits,
+            last_sweep: Instant::now(),
+            core_requests: 0,
+        })
+    }
+
+    /// Runs until the worker is told to stop and this loop's connections are done.
+    pub(crate) fn run(mut self) -> io::Result<()> {
+        let mut events: Vec<epoll::Event> = Vec::with_capacity(256);
+        loop {
+            if self.shared.stopping.load(Ordering::Relaxed) && self.stopping_since.is_none() {
+                self.begin_stop();
+            }
+            if let Some(since) = self.stopping_since {
+                self.close_idle_for_stop(since);
+                if self.live == 0 || since.elapsed() > self.shared.settings.worker_reload_mercy {
+                    return Ok(());
+                }
+            }
+            let timeout = if self.pending.is_empty() {
+                rustix::time::Timespec {
+                    tv_sec: 1,
+                    tv_nsec: 0,
+                }
+            } else {
+                rustix::time::Timespec {
+                    tv_sec: 0,
+                    tv_nsec: 0,
+                }
+            };
+            events.clear();
+            match epoll::wait(&self.epoll, spare_capacity(&mut events), Some(&timeout)) {
+                Ok(_) | Err(Errno::INTR) => {}
+                Err(e) => return Err(e.into()),
+            }
+            for ev in events.iter() {
+                let token = ev.data.u64();
+                let flags = ev.flags;
+                if token == STOP {
+                    let _ = epoll::delete(&self.epoll, self.shared.stop_pipe);
+                    self.shared.stopping.store(true, Ordering::Relaxed);
+                } else if token < CONN {
+                    if self.stopping_since.is_none() {
+                        self.accept(usize::try_from(token).unwrap_or(0));
+                    }
+                } else {
+                    let idx = usize::try_from(token - CONN).unwrap_or(usize::MAX);
+                    self.on_event(idx, flags);
+                }
+            }
+            for _ in 0..self.pending.len() {
+                if let Some(idx) = self.pending.pop_front() {
+                    self.process(idx);
+                }
+            }
+            if self.last_sweep.elapsed() >= Duration::from_secs(1) {
+                self.sweep();
+            }
+        }
+    }
+
+    fn begin_stop(&mut self) {
+        self.stopping_since = Some(Instant::now());
+        for l in self.shared.listeners {
+            let _ = epoll::delete(&self.epoll, &l.fd);
+        }
+        if let Some(slot) = self.shared.slot {
+            slot.set_state(State::Stopping);
+        }
+    }
+
+    fn close_idle_for_stop(&mut self, since: Instant) {
+        for idx in 0..self.conns.len() {
+            let close = match &self.conns[idx] {
+                Some(c) => {
+                    c.idle()
+                        && (c.last_active.elapsed() >= STOP_IDLE_GRACE
+                            || since.elapsed() >= STOP_IDLE_GRACE)
+                }
+                None => false,
+            };
+            if close {
+                self.close(idx);
+            }
+        }
+    }
+
+    fn accept(&mut self, li: usize) {
+        let Some(l) = self.shared.listeners.get(li) else {
+            return;
+        };
+        let (fd, addr) =
+            match rustix::net::acceptfrom_with(&l.fd, SocketFlags::NONBLOCK | SocketFlags::CLOEXEC)
+            {
+                Ok(x) => x,
+                Err(Errno::AGAIN | Errno::INTR | Errno::CONNABORTED) => return,
+                Err(e) => {
+                    log::line(&format!("liege: accept on {}: {e}", l.server_name));
+                    return;
+                }
+            };
+        let (peer_addr, peer_port) = match addr.and_then(|a| std::net::SocketAddr::try_from(a).ok())
+        {
+            Some(a) => (a.ip().to_string(), a.port().to_string()),
+            None => (String::new(), String::new()),
+        };
+        if l.tcp {
+            let _ = rustix::net::sockopt::set_tcp_nodelay(&fd, true);
+        }
+        let conn = Conn {
+            fd,
+            proto: l.proto,
+            listener: li,
+            peer_addr,
+            peer_port,
+            rbuf: Vec::new(),
+            rstart: 0,
+            phase: Phase::Head,
+            out: OutQueue {
+                segs: VecDeque::new(),
+                bytes: 0,
+            },
+            writing: false,
+            close_after_flush: false,
+            last_active: Instant::now(),
+            peer_closed: false,
+        };
+        let idx = match self.free.pop() {
+            Some(i) => i,
+            None => {
+                self.conns.push(None);
+                self.conns.len() - 1
+            }
+        };
+        if epoll::add(
+            &self.epoll,
+            &conn.fd,
+            epoll::EventData::new_u64(CONN + idx as u64),
+            epoll::EventFlags::IN | epoll::EventFlags::RDHUP,
+        )
+        .is_err()
+        {
+            self.free.push(idx);
+            return;
+        }
+        self.conns[idx] = Some(conn);
+        self.live += 1;
+    }
+
+    fn close(&mut self, idx: usize) {
+        if let Some(c) = self.conns.get_mut(idx).and_then(Option::take) {
+            let _ = epoll::delete(&self.epoll, &c.fd);
+            drop(c);
+            self.free.push(idx);
+            self.live -= 1;
+        }
+    }
+
+    fn on_event(&mut self, idx: usize, flags: epoll::EventFlags) {
+        let Some(Some(conn)) = self.conns.get_mut(idx) else {
+            return;
+        };
+        if conn.writing {
+            if flags.intersects(
+                epoll::EventFlags::OUT | epoll::EventFlags::ERR | epoll::EventFlags::HUP,
+            ) {
+                self.write_out(idx);
+            }
+            return;
+        }
+        if flags.intersects(
+            epoll::EventFlags::IN
+                | epoll::EventFlags::RDHUP
+                | epoll::EventFlags::HUP
+                | epoll::EventFlags::ERR,
+        ) {
+            self.read_in(idx);
+        }
+    }
+
+    fn read_in(&mut self, idx: usize) {
+        let Some(Some(conn)) = self.conns.get_mut(idx) else {
+            return;
+        };
+        if conn.rstart > 0 && conn.rstart == conn.rbuf.len() {
+            conn.rbuf.clear();
+            conn.rstart = 0;
+        }
+        conn.rbuf.reserve(READ_CHUNK);
+        match rustix::io::read(&conn.fd, spare_capacity(&mut conn.rbuf)) {
+            Ok(0) => {
+                conn.peer_closed = true;
+                // What is buffered may still hold a request (a client that half-closes after
+                // sending); otherwise the connection is done.
+                if conn.rstart == conn.rbuf.len() || matches!(conn.phase, Phase::Body { .. }) {
+                    self.close(idx);
+                    return;
+                }
+            }
+            Ok(_) => conn.last_active = Instant::now(),
+            Err(Errno::AGAIN | Errno::INTR) => return,
+            Err(_) => {
+                self.close(idx);
+                return;
+            }
+        }
+        self.process(idx);
+    }
+
+    fn write_out(&mut self, idx: usize) {
+        let Some(Some(conn)) = self.conns.get_mut(idx) else {
+            return;
+        };
+        let mut tx = 0;
+        let result = conn.out.drain(conn.fd.as_fd(), &mut tx);
+        conn.last_active = Instant::now();
+        if let Some(slot) = self.shared.slot {
+            slot.add(WorkerField::TxBytes, tx);
+        }
+        match result {
+            Ok(true) => {
+                if conn.close_after_flush {
+                    self.close(idx);
+                    return;
+                }
+                if conn.writing {
+                    conn.writing = false;
+                    let _ = epoll::modify(
+                        &self.epoll,
+                        &conn.fd,
+                        epoll::EventData::new_u64(CONN + idx as u64),
+                        epoll::EventFlags::IN | epoll::EventFlags::RDHUP,
+                    );
+                }
+                // Pipelined requests may be waiting in the buffer.
+                if conn.rstart < conn.rbuf.len() {
+                    self.pending.push_back(idx);
+                }
+            }
+            Ok(false) => {
+                if !conn.writing {
+                    conn.writing = true;
+                    let _ = epoll::modify(
+                        &self.epoll,
+                        &conn.fd,
+                        epoll::EventData::new_u64(CONN + idx as u64),
+                        epoll::EventFlags::OUT,
+                    );
+                }
+            }
+            Err(_) => self.close(idx),
+        }
+    }
+
+    /// Serves what the connection's buffer holds, up to [`BURST`] requests.
+    fn process(&mut self, idx: usize) {
+        let mut served = 0;
+        loop {
+            let Some(Some(conn)) = self.conns.get_mut(idx) else {
+                return;
+            };
+            if conn.writing || matches!(conn.phase, Phase::Closing) {
+                break;
+            }
+            if served >= BURST {
+                self.pending.push_back(idx);
+                break;
+            }
+            match std::mem::replace(&mut conn.phase, Phase::Head) {
+                Phase::Head => {
+                    let avail = &conn.rbuf[conn.rstart..];
+                    if avail.is_empty() {
+                        break;
+                    }
+                    let parsed = match conn.proto {
+                        Proto::Http => http::parse_head(avail, &self.limits).map(|o| {
+                            o.map(|(h, n)| {
+                                (
+                                    ReqHead {
+                                        vars: h.vars,
+                                        http11: h.http11,
+                                        keep_alive: h.keep_alive,
+                                        expect_continue: h.expect_continue,
+                                        head_only: h.head_only,
+                                        label: h.label,
+                                        https: false,
+                                        body: h.body,
+                                    },
+                                    n,
+                                )
+                            })
+                        }),
+                        Proto::Uwsgi => uwsgi::parse_request(avail, &self.limits).map(|o| {
+                            o.map(|(h, n)| {
+                                (
+                                    ReqHead {
+                                        vars: h.vars,
+                                        http11: true,
+                                        keep_alive: false,
+                                        expect_continue: false,
+                                        head_only: h.head_only,
+                                        label: h.label,
+                                        https: h.https,
+                                        body: BodyKind::Length(h.body_len),
+                                    },
+                                    n,
+                                )
+                            })
+                        }),
+                    };
+                    match parsed {
+                        Ok(None) => {
+                            if conn.peer_closed {
+                                self.close(idx);
+                                return;
+                            }
+                            break;
+                        }
+                        Err(e) => {
+                            let (code, reason) = e.status();
+                            log::line(&format!(
+                                "liege: worker {} bad request from {}: {e} ({code})",
+                                self.shared.worker_id, conn.peer_addr
+                            ));
+                            conn.rstart = conn.rbuf.len();
+                            self.reply_error(idx, code, reason);
+                            return;
+                        }
+                        Ok(Some((mut head, n))) => {
+                            conn.rstart += n;
+                            if self.stopping_since.is_some() {
+                                head.keep_alive = false;
+                            }
+                            let left = match head.body {
+                                BodyKind::None | BodyKind::Length(0) => None,
+                                BodyKind::Length(len) => Some(BodyLeft::Length(len)),
+                                BodyKind::Chunked => {
+                                    Some(BodyLeft::Chunked(ChunkedDecoder::new(self.limits.body)))
+                                }
+                            };
+                            match left {
+                                None => {
+                                    self.dispatch(idx, head, Body::Empty);
+                                    served += 1;
+                                }
+                                Some(left) => {
+                                    if head.expect_continue && conn.rstart == conn.rbuf.len() {
+                                        let mut o = ConnOutput {
+                                            out: &mut conn.out,
+                                            fd: conn.fd.as_fd(),
+                                            timeout: self.shared.settings.socket_timeout,
+                                            core: None,
+                                            tx: 0,
+                                        };
+                                        let _ = o.send(b"HTTP/1.1 100 Continue\r\n\r\n");
+                                        let _ = o.flush();
+                                    }
+                                    conn.phase = Phase::Body {
+                                        head,
+                                        sink: BodySink::Memory(Vec::new()),
+                                        left,
+                                    };
+                                }
+                            }
+                        }
+                    }
+                }
+                Phase::Body {
+                    head,
+                    mut sink,
+                    left,
+                } => {
+                    let avail = &conn.rbuf[conn.rstart..];
+                    let memory = self.shared.settings.post_buffering;
+                    let (consumed, done, left, failed) = match left {
+                        BodyLeft::Length(n) => {
+                            let take = usize::try_from(n).unwrap_or(usize::MAX).min(avail.len());
+                            let r = sink.write(&avail[..take], memory);
+                            let rest = n - take as u64;
+                            (
+                                take,
+                                rest == 0,
+                                BodyLeft::Length(rest),
+                                r.err().map(|e| (500, e.to_string())),
+                            )
+                        }
+                        BodyLeft::Chunked(mut dec) => {
+                            let mut werr = None;
+                            let r = dec.decode(avail, &mut |piece| {
+                                sink.write(piece, memory)
+                                    .inspect_err(|e| werr = Some(e.to_string()))
+                            });
+                            match r {
+                                Ok((n, done)) => {
+                                    (n, done, BodyLeft::Chunked(dec), werr.map(|e| (500, e)))
+                                }
+                                Err(e) => (
+                                    avail.len(),
+                                    false,
+                                    BodyLeft::Chunked(dec),
+                                    Some((e.status().0, e.to_string())),
+                                ),
+                            }
+                        }
+                    };
+                    conn.rstart += consumed;
+                    if let Some((code, msg)) = failed {
+                        log::line(&format!(
+                            "liege: worker {} request body from {}: {msg}",
+                            self.shared.worker_id, conn.peer_addr
+                        ));
+                        conn.rstart = conn.rbuf.len();
+                        let reason = match code {
+                            413 => "Payload Too Large",
+                            400 => "Bad Request",
+                            _ => "Internal Server Error",
+                        };
+                        self.reply_error(idx, code, reason);
+                        return;
+                    }
+                    if done {
+                        let mut head = head;
+                        if let BodyLeft::Chunked(dec) = &left {
+                            head.vars
+                                .push(b"CONTENT_LENGTH", dec.total().to_string().as_bytes());
+                        }
+                        self.dispatch(idx, head, sink.into_body());
+                        served += 1;
+                    } else {
+                        if conn.peer_closed {
+                            self.close(idx);
+                            return;
+                        }
+                        conn.phase = Phase::Body { head, sink, left };
+                        break;
+                    }
+                }
+                Phase::Closing => {
+                    conn.phase = Phase::Closing;
+                    break;
+                }
+            }
+        }
+        self.write_out(idx);
+    }
+
+    /// Answers a request that cannot be served, then closes the connection.
+    fn reply_error(&mut self, idx: usize, code: u16, reason: &str) {
+        let Some(Some(conn)) = self.conns.get_mut(idx) else {
+            return;
+        };
+        let mut o = ConnOutput {
+            out: &mut conn.out,
+            fd: conn.fd.as_fd(),
+            timeout: self.shared.settings.socket_timeout,
+            core: None,
+            tx: 0,
+        };
+        let framing = Framing {
+            http11: true,
+            keep_alive: false,
+            head_only: false,
+            http: conn.proto == Proto::Http,
+        };
+        let mut r = Response::new(&mut o, framing);
+        let _ = r.error(code, reason);
+        conn.phase = Phase::Closing;
+        conn.close_after_flush = true;
+        self.write_out(idx);
+    }
+
+    /// Runs the app (or a static file) for a complete request and queues the response.
+    fn dispatch(&mut self, idx: usize, head: ReqHead, body: Body) {
+        let shared = self.shared;
+        let Some(Some(conn)) = self.conns.get_mut(idx) else {
+            return;
+        };
+        let started = Instant::now();
+        let mut vars = head.vars;
+        let listener = &shared.listeners[conn.listener];
+        if conn.proto == Proto::Http {
+            vars.push(b"SCRIPT_NAME", b"");
+            vars.push(b"SERVER_NAME", listener.server_name.as_bytes());
+            vars.push(b"SERVER_PORT", listener.server_port.as_bytes());
+            vars.push(b"REMOTE_ADDR", conn.peer_addr.as_bytes());
+            vars.push(b"REMOTE_PORT", conn.peer_port.as_bytes());
+        } else {
+            for (k, v) in [
+                (&b"SCRIPT_NAME"[..], &b""[..]),
+                (b"SERVER_NAME", listener.server_name.as_bytes()),
+                (b"SERVER_PORT", listener.server_port.as_bytes()),
+                (b"REMOTE_ADDR", b""),
+                (b"PATH_INFO", b""),
+                (b"QUERY_STRING", b""),
+                (b"SERVER_PROTOCOL", b"HTTP/1.1"),
+            ] {
+                if vars.get(k).is_none() {
+                    vars.push(k, v);
+                }
+            }
+        }
+        let core = self.core;
+        if let Some(core) = core {
+            core.set_label(&head.label);
+            core.begin(conn.fd.as_raw_fd(), monotonic_micros());
+        }
+        let framing = Framing {
+            http11: head.http11,
+            keep_alive: head.keep_alive && !conn.close_after_flush,
+            head_only: head.head_only,
+            http: conn.proto == Proto::Http,
+        };
+        let fd = conn.fd.as_fd();
+        let mut output = ConnOutput {
+            out: &mut conn.out,
+            fd,
+            timeout: shared.settings.socket_timeout,
+            core,
+            tx: 0,
+        };
+        let nvars = vars.len();
+        let mut response = Response::new(&mut output, framing);
+        let mut is_static = false;
+        let mut failed = false;
+        let request = Request {
+            vars,
+            body,
+            scheme: if head.https { "https" } else { "http" },
+        };
+        let served_static = if shared.statics.is_empty() {
+            Ok(false)
+        } else {
+            shared.statics.serve(&request.vars, &mut response)
+        };
+        match served_static {
+            Ok(true) => is_static = true,
+            Ok(false) => match shared.app {
+                Some(app) => {
+                    if let Err(e) = app.call(request, &mut response) {
+                        failed = true;
+                        log::line(&format!(
+                            "liege: worker {} {}: {e}",
+                            shared.worker_id,
+                            String::from_utf8_lossy(&head.label)
+                        ));
+                        let _ = response.error(500, "Internal Server Error");
+                    }
+                }
+                None => {
+                    let _ = response.error(500, "Internal Server Error");
+                }
+            },
+            Err(e) => {
+                failed = true;
+                log::line(&format!("liege: static file: {e}"));
+                let _ = response.error(500, "Internal Server Error");
+            }
+        }
+        let keep = match response.finish() {
+            Ok(k) => k,
+            Err(_) => {
+                if !response.is_started() {
+                    let _ = response.error(500, "Internal Server Error");
+                }
+                false
+            }
+        };
+        let status = response.status_code().unwrap_or(500);
+        let size = response.body_bytes();
+        drop(response);
+        let tx = output.tx;
+        if !keep {
+            conn.close_after_flush = true;
+            conn.phase = Phase::Closing;
+        }
+        conn.last_active = Instant::now();
+        let micros = u64::try_from(started.elapsed().as_micros()).unwrap_or(u64::MAX);
+        self.core_requests += 1;
+        let mut worker_requests = self.core_requests;
+        if let Some(core) = core {
+            core.end();
+        }
+        if let Some(slot) = shared.slot {
+            slot.add(WorkerField::Requests, 1);
+            slot.add(WorkerField::TxBytes, tx);
+            if failed {
+                slot.add(WorkerField::Exceptions, 1);
+            }
+            if is_static {
+                slot.add(WorkerField::StaticRequests, 1);
+            }
+            let avg = slot.get(WorkerField::AvgRtMicros);
+            slot.set(
+                WorkerField::AvgRtMicros,
+                if avg == 0 {
+                    micros
+                } else {
+                    (avg * 7 + micros) / 8
+                },
+            );
+            worker_requests = slot.get(WorkerField::Requests);
+        }
+        if !shared.settings.disable_logging {
+            let vars = method_and_uri(&head.label);
+            log::request(
+                shared.settings.log_format.as_deref(),
+                &log::RequestLine {
+                    pid: shared.pid,
+                    worker: shared.worker_id,
+                    core: self.core_id,
+                    worker_requests,
+                    core_requests: self.core_requests,
+                    addr: &conn.peer_addr,
+                    method: vars.0,
+                    uri: vars.1,
+                    proto: if head.http11 {
+                        b"HTTP/1.1"
+                    } else {
+                        b"HTTP/1.0"
+                    },
+                    status,
+                    size,
+                    micros,
+                    vars: nvars,
+                    vars_bytes: 0,
+                },
+            );
+        }
+        if shared.max_requests > 0 && worker_requests >= shared.max_requests {
+            shared.stopping.store(true, Ordering::Relaxed);
+        }
+        if shared.settings.reload_on_rss > 0 && rss_bytes() > shared.settings.reload_on_rss {
+            log::line(&format!(
+                "liege: worker {} uses more than reload-on-rss allows, recycling",
+                shared.worker_id
+            ));
+            shared.stopping.store(true, Ordering::Relaxed);
+        }
+    }
+
+    /// Closes connections that timed out, and updates the scoreboard's memory figure.
+    fn sweep(&mut self) {
+        self.last_sweep = Instant::now();
+        let s = self.shared.settings;
+        for idx in 0..self.conns.len() {
+            let Some(c) = &self.conns[idx] else { continue };
+            let idle_for = c.last_active.elapsed();
+            if c.idle() {
+                if idle_for > s.keepalive_timeout {
+                    self.close(idx);
+                }
+            } else if idle_for > s.socket_timeout {
+                if c.out.is_empty() && !matches!(c.phase, Phase::Closing) {
+                    self.reply_error(idx, 408, "Request Timeout");
+                } else {
+                    self.close(idx);
+                }
+            }
+        }
+        if self.core_id == 0
+            && let Some(slot) = self.shared.slot
+        {
+            slot.set(WorkerField::RssBytes, rss_bytes());
+        }
+    }
+}
+
+/// (method, uri) for the request log, from the label `METHOD URI`.
+fn method_and_uri(label: &[u8]) -> (&[u8], &[u8]) {
+    match label.iter().position(|&c| c == b' ') {
+        Some(i) => (&label[..i], &label[i + 1..]),
+        None => (label, &b""[..]),
+    }
+}
+
+/// CLOCK_MONOTONIC in microseconds, the clock the master's harakiri check reads too.
+pub(crate) fn monotonic_micros() -> u64 {
+    let t = rustix::time::clock_gettime(rustix::time::ClockId::Monotonic);
+    u64::try_from(t.tv_sec).unwrap_or(0) * 1_000_000 + u64::try_from(t.tv_nsec).unwrap_or(0) / 1000
+}
+
+/// This process's resident memory, in bytes (from /proc/self/statm).
+pub(crate) fn rss_bytes() -> u64 {
+    let Ok(text) = fs_err::read_to_string("/proc/self/statm") else {
+        return 0;
+    };
+    let pages: u64 = text
+        .split_whitespace()
+        .nth(1)
+        .and_then(|p| p.parse().ok())
+        .unwrap_or(0);
+    pages * rustix::param::page_size() as u64
+}
