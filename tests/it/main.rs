@@ -3,8 +3,19 @@
 //! - `config_cli`: `liege config`, `--help`, `--version`, instance command lines, bad input.
 //! - `config_compat`: `liege config` against uWSGI 2.0.31 itself on tests/config-corpus/.
 //! - `docs`: docs/options.md is what the registry generates.
+//! - `frameworks`: Flask and Django from PyPI in a virtualenv; nginx `uwsgi_pass` in front.
+//! - `lifecycle`: the master's supervision: respawn, harakiri, reloads under load, fairness,
+//!   prefork, stats, pid 1.
+//! - `server`: helpers to run instances and talk HTTP to them (no tests).
+//! - `static_files`: static maps: types, ranges, conditional GET, confinement.
+//! - `wsgi`: WSGI apps served by the master and `liege-python` (issue 3).
 
 mod common;
 mod config_cli;
 mod config_compat;
 mod docs;
+mod frameworks;
+mod lifecycle;
+mod server;
+mod static_files;
+mod wsgi;

@@ -1,0 +1,307 @@
+//! The master's supervision, through real processes: respawn, harakiri, max-requests, graceful
+//! reloads under load, keep-alive fairness, prefork, stats, and running as pid 1.
+
+use std::io::{BufReader, Read, Write};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use rustix::process::Signal;
+
+use crate::server::{
+    Addr, Instance, app, bin_dir, children_of, free_port, get, read_response,
+};
+use crate::wsgi::matrix;
+
+fn pid_of(addr: &Addr) -> i32 {
+    get(addr, "/pid").expect("GET /pid").text().parse().expect("a pid")
+}
+
+/// Polls `f` every 50 ms until it holds, failing with `what` and the log after `limit`.
+fn eventually(inst: &Instance, limit: Duration, what: &str, mut f: impl FnMut() -> bool) {
+    let start = Instant::now();
+    while !f() {
+        assert!(start.elapsed() < limit, "{what} did not happen in {limit:?}:\n{}", inst.log_text());
+        std::thread::sleep(Duration::from_millis(50));
+    }
+}
+
+#[test]
+fn a_killed_worker_comes_back() {
+    let (inst, addr) = matrix(&["--processes", "1"]);
+    let first = pid_of(&addr);
+    rustix::process::kill_process(rustix::process::Pid::from_raw(first).unwrap(), Signal::KILL)
+        .unwrap();
+    eventually(&inst, Duration::from_secs(15), "respawn", || {
+        get(&addr, "/pid").ok().and_then(|r| r.text().parse::<i32>().ok()).is_some_and(|p| p != first)
+    });
+    assert_eq!(inst.children().len(), 1);
+}
+
+#[test]
+fn harakiri_answers_504_and_replaces_the_worker() {
+    let (inst, addr) = matrix(&["--processes", "1", "--harakiri", "2"]);
+    let first = pid_of(&addr);
+    let started = Instant::now();
+    let r = get(&addr, "/sleep?30").expect("an answer, not a reset");
+    assert_eq!(r.status, 504);
+    assert!(started.elapsed() < Duration::from_secs(20));
+    eventually(&inst, Duration::from_secs(15), "a new worker", || {
+        get(&addr, "/pid").ok().and_then(|r| r.text().parse::<i32>().ok()).is_some_and(|p| p != first)
+    });
+    let log = inst.log_text();
+    assert!(log.contains("HARAKIRI") && log.contains("/sleep"), "{log}");
+}
+
+#[test]
+fn max_requests_recycles_the_worker() {
+    let (_inst, addr) = matrix(&["--processes", "1", "--max-requests", "5", "--max-requests-delta", "0"]);
+    let mut pids = std::collections::BTreeSet::new();
+    for _ in 0..16 {
+        pids.insert(pid_of(&addr));
+    }
+    assert!(pids.len() >= 3, "16 requests with max-requests 5 saw pids {pids:?}");
+}
+
+/// Keeps `conns` keep-alive connections busy until `stop`; counts answers per connection and
+/// failures (an error or a status other than 200).
+struct Load {
+    stop: Arc<AtomicBool>,
+    failures: Arc<Mutex<Vec<String>>>,
+    counts: Vec<Arc<AtomicU64>>,
+    threads: Vec<std::thread::JoinHandle<()>>,
+}
+
+impl Load {
+    fn start(addr: &Addr, conns: usize) -> Load {
+        let stop = Arc::new(AtomicBool::new(false));
+        let failures = Arc::new(Mutex::new(Vec::new()));
+        let mut counts = Vec::new();
+        let mut threads = Vec::new();
+        for _ in 0..conns {
+            let (stop, failures, addr) = (stop.clone(), failures.clone(), addr.clone());
+            let count = Arc::new(AtomicU64::new(0));
+            counts.push(count.clone());
+            threads.push(std::thread::spawn(move || {
+                let mut conn: Option<BufReader<crate::server::Stream>> = None;
+                while !stop.load(Ordering::Relaxed) {
+                    let c = match conn.as_mut() {
+                        Some(c) => c,
+                        None => match addr.connect() {
+                            Ok(s) => conn.insert(BufReader::new(s)),
+                            Err(e) => {
+                                failures.lock().unwrap().push(format!("connect: {e}"));
+                                continue;
+                            }
+                        },
+                    };
+                    let sent = c.get_mut().write_all(b"GET / HTTP/1.1\r\nHost: t\r\n\r\n");
+                    match sent.and_then(|()| read_response(c, false)) {
+                        Ok(r) if r.status == 200 => {
+                            count.fetch_add(1, Ordering::Relaxed);
+                            if r.header("connection").is_some_and(|v| v.eq_ignore_ascii_case("close")) {
+                                conn = None;
+                            }
+                        }
+                        Ok(r) => {
+                            failures.lock().unwrap().push(format!("status {}", r.status));
+                            conn = None;
+                        }
+                        Err(e) => {
+                            failures.lock().unwrap().push(format!("request: {e}"));
+                            conn = None;
+                        }
+                    }
+                }
+            }));
+        }
+        Load { stop, failures, counts, threads }
+    }
+
+    fn finish(self) -> (Vec<u64>, Vec<String>) {
+        self.stop.store(true, Ordering::Relaxed);
+        for t in self.threads {
+            let _ = t.join();
+        }
+        let counts = self.counts.iter().map(|c| c.load(Ordering::Relaxed)).collect();
+        let failures = self.failures.lock().unwrap().clone();
+        (counts, failures)
+    }
+}
+
+#[test]
+fn graceful_reloads_under_load_fail_no_request() {
+    let (inst, addr) = matrix(&["--processes", "2", "--disable-logging"]);
+    let load = Load::start(&addr, 32);
+    std::thread::sleep(Duration::from_millis(500));
+    let mut seen = inst.children();
+    for round in 0..10 {
+        inst.signal(Signal::HUP);
+        // Wait until this reload's workers replaced the previous ones.
+        eventually(&inst, Duration::from_secs(30), &format!("reload {round}"), || {
+            let now = inst.children();
+            now.len() == 2 && now.iter().all(|p| !seen.contains(p))
+        });
+        seen = inst.children();
+    }
+    std::thread::sleep(Duration::from_millis(500));
+    let (counts, failures) = load.finish();
+    let total: u64 = counts.iter().sum();
+    assert!(failures.is_empty(), "{} failures of {total}: {:?}", failures.len(), &failures[..failures.len().min(10)]);
+    assert!(total > 1000, "only {total} requests were served");
+}
+
+#[test]
+fn keep_alive_is_fair_to_every_connection() {
+    let (_inst, addr) = matrix(&["--processes", "2", "--disable-logging"]);
+    let load = Load::start(&addr, 8);
+    std::thread::sleep(Duration::from_secs(10));
+    let (counts, failures) = load.finish();
+    let total: u64 = counts.iter().sum();
+    let fair = total as f64 / 8.0;
+    assert!(failures.is_empty(), "{failures:?}");
+    for (i, c) in counts.iter().enumerate() {
+        assert!(*c as f64 >= fair / 2.0, "connection {i} got {c} of {total} ({counts:?})");
+    }
+}
+
+#[test]
+fn prefork_workers_are_forked_by_a_zygote_as_children_of_the_master() {
+    let (inst, addr) = matrix(&["--processes", "2", "--lazy-apps", "false"]);
+    let children = inst.children();
+    assert_eq!(children.len(), 3, "a zygote and two workers: {children:?}\n{}", inst.log_text());
+    let mut pids = std::collections::BTreeSet::new();
+    for _ in 0..50 {
+        pids.insert(pid_of(&addr));
+    }
+    assert!(pids.iter().all(|p| children.contains(p)), "{pids:?} not among {children:?}");
+    // A killed worker is forked again by the zygote.
+    let victim = *pids.iter().next().unwrap();
+    rustix::process::kill_process(rustix::process::Pid::from_raw(victim).unwrap(), Signal::KILL)
+        .unwrap();
+    eventually(&inst, Duration::from_secs(15), "a new prefork worker", || {
+        let c = inst.children();
+        c.len() == 3 && !c.contains(&victim)
+    });
+    assert_eq!(get(&addr, "/").unwrap().status, 200);
+}
+
+#[test]
+fn stats_show_the_workers_in_uwsgi_layout() {
+    let port = free_port();
+    let stats = format!("127.0.0.1:{port}");
+    let (inst, addr) = matrix(&["--processes", "2", "--stats", &stats]);
+    for _ in 0..10 {
+        assert_eq!(get(&addr, "/").unwrap().status, 200);
+    }
+    let mut s = std::net::TcpStream::connect(&stats).unwrap();
+    let mut text = String::new();
+    s.read_to_string(&mut text).unwrap();
+    let v: serde_json::Value = serde_json::from_str(&text).expect("stats json");
+    assert_eq!(v["pid"], inst.pid());
+    let workers = v["workers"].as_array().expect("workers");
+    assert_eq!(workers.len(), 2);
+    let mut pids: Vec<i64> = workers.iter().map(|w| w["pid"].as_i64().unwrap()).collect();
+    pids.sort_unstable();
+    let children: Vec<i64> = inst.children().into_iter().map(i64::from).collect();
+    assert_eq!(pids, children);
+    let requests: i64 = workers.iter().map(|w| w["requests"].as_i64().unwrap()).sum();
+    assert!(requests >= 10, "{text}");
+    for key in ["id", "status", "rss", "avg_rt", "exceptions", "harakiri_count", "respawn_count"] {
+        assert!(workers[0].get(key).is_some(), "worker has no `{key}`: {text}");
+    }
+    assert!(v.get("listen_queue").is_some() && v.get("version").is_some(), "{text}");
+}
+
+#[test]
+fn as_pid_1_the_master_reaps_orphans() {
+    let port = free_port();
+    let sock = format!("127.0.0.1:{port}");
+    let file = app("it_matrix.py");
+    let dir = tempfile::tempdir().unwrap();
+    let liege = bin_dir().join("liege");
+    let log = dir.path().join("log.txt");
+    let out = fs_err::File::create(&log).unwrap().into_parts().0;
+    let child = std::process::Command::new("unshare")
+        .args(["--pid", "--fork", "--kill-child"])
+        .arg(&liege)
+        .args(["--http-socket", &sock, "--wsgi-file", &file, "--processes", "1"])
+        .stdout(out.try_clone().unwrap())
+        .stderr(out)
+        .spawn()
+        .expect("unshare");
+    let mut inst = Instance { child: Some(child), dir, log };
+    let addr = Addr::Tcp(sock.parse().unwrap());
+    inst.wait_ready(&addr, "/", Duration::from_secs(30));
+    let master = children_of(inst.pid());
+    assert_eq!(master.len(), 1, "unshare runs one child, the master");
+    let master = master[0];
+    assert_eq!(get(&addr, "/orphans?100").unwrap().text(), "forked");
+    let zombies = || {
+        children_of(master)
+            .into_iter()
+            .filter(|p| {
+                fs_err::read_to_string(format!("/proc/{p}/stat"))
+                    .is_ok_and(|s| s.rsplit_once(") ").is_some_and(|(_, r)| r.starts_with('Z')))
+            })
+            .count()
+    };
+    std::thread::sleep(Duration::from_millis(300));
+    eventually(&inst, Duration::from_secs(10), "every orphan reaped", || {
+        children_of(master).len() == 1 && zombies() == 0
+    });
+}
+
+#[test]
+fn touch_reload_replaces_the_workers() {
+    let dir = tempfile::tempdir().unwrap();
+    let touch = dir.path().join("reload.txt");
+    fs_err::write(&touch, "1").unwrap();
+    let t = touch.to_str().unwrap().to_string();
+    let (inst, addr) = matrix(&["--processes", "1", "--touch-reload", &t]);
+    let first = pid_of(&addr);
+    std::thread::sleep(Duration::from_millis(1100));
+    fs_err::write(&touch, "2").unwrap();
+    eventually(&inst, Duration::from_secs(15), "touch-reload", || {
+        get(&addr, "/pid").ok().and_then(|r| r.text().parse::<i32>().ok()).is_some_and(|p| p != first)
+    });
+}
+
+#[test]
+fn need_app_stops_the_instance_with_22() {
+    let port = free_port();
+    let sock = format!("127.0.0.1:{port}");
+    let mut inst =
+        Instance::start(&["--http-socket", &sock, "--wsgi-file", "does-not-exist.py", "--need-app"]);
+    let status = inst.wait_exit(Duration::from_secs(20)).expect("the master exits");
+    assert_eq!(status.code(), Some(22), "{}", inst.log_text());
+    assert!(inst.log_text().contains("does-not-exist.py"), "{}", inst.log_text());
+}
+
+#[test]
+fn plugin_pythonxy_runs_the_worker_built_for_that_version() {
+    let plugins = tempfile::tempdir().unwrap();
+    let copy = plugins.path().join("liege-python3.11");
+    fs_err::copy(bin_dir().join("liege-python"), &copy).unwrap();
+    let dir = plugins.path().to_str().unwrap().to_string();
+    let (inst, addr) = matrix(&["--plugin", "python311", "--plugins-dir", &dir]);
+    let pid = pid_of(&addr);
+    let exe = fs_err::read_link(format!("/proc/{pid}/exe")).unwrap();
+    assert_eq!(exe, copy, "{}", inst.log_text());
+    // Without the copy, the error names where it looked.
+    let missing = tempfile::tempdir().unwrap();
+    let port = free_port();
+    let r = crate::common::run_in(
+        missing.path(),
+        &[
+            "--http-socket",
+            &format!("127.0.0.1:{port}"),
+            "--wsgi-file",
+            "x.py",
+            "--plugin",
+            "python399",
+        ],
+    );
+    assert_ne!(r.code, Some(0));
+    assert!(r.stderr.contains("liege-python3.99"), "{}", r.stderr);
+}

@@ -1,0 +1,254 @@
+//! Serving WSGI apps through the real `liege` master and `liege-python` workers (issue 3): the
+//! request matrix against an app wrapped in `wsgiref.validate.validator`, keep-alive,
+//! pipelining, limits, bad input, and the uwsgi protocol.
+
+use std::io::{BufReader, Write};
+use std::time::Duration;
+
+use crate::server::{Addr, Instance, app, free_port, get, read_response, request};
+
+/// An instance of the matrix app on a TCP http-socket, with extra options.
+pub(crate) fn matrix(extra: &[&str]) -> (Instance, Addr) {
+    let port = free_port();
+    let sock = format!("127.0.0.1:{port}");
+    let file = app("it_matrix.py");
+    let mut args = vec!["--master", "--http-socket", &sock, "--wsgi-file", &file];
+    args.extend_from_slice(extra);
+    let mut inst = Instance::start(&args);
+    let addr = Addr::Tcp(sock.parse().expect("addr"));
+    inst.wait_ready(&addr, "/", Duration::from_secs(30));
+    (inst, addr)
+}
+
+#[test]
+fn hello_world_with_two_workers() {
+    let (inst, addr) = matrix(&["--processes", "2"]);
+    let r = get(&addr, "/").unwrap();
+    assert_eq!(r.status, 200);
+    assert_eq!(r.text(), "Hello World");
+    assert_eq!(r.header("content-length"), Some("11"));
+    assert_eq!(inst.children().len(), 2, "two workers:\n{}", inst.log_text());
+}
+
+#[test]
+fn the_request_matrix_passes_the_validator() {
+    let (inst, addr) = matrix(&["--processes", "1"]);
+    // Path and query, percent-decoded path.
+    let r = get(&addr, "/path/a%20b?x=1&y=%20").unwrap();
+    assert_eq!((r.status, r.text().as_str()), (200, "/path/a b?x=1&y=%20"));
+    // A streamed response is chunked.
+    let r = get(&addr, "/stream").unwrap();
+    assert_eq!(r.status, 200);
+    assert_eq!(r.header("transfer-encoding"), Some("chunked"));
+    assert_eq!(r.text(), "chunk0;chunk1;chunk2;chunk3;chunk4;");
+    // file_wrapper sends the real file.
+    let r = get(&addr, "/file").unwrap();
+    let want = fs_err::read(app("it_matrix.py")).unwrap();
+    assert_eq!(r.status, 200);
+    assert_eq!(r.body, want);
+    // exc_info replaces the status before anything was sent.
+    let r = get(&addr, "/exc_info").unwrap();
+    assert_eq!((r.status, r.text().as_str()), (500, "handled"));
+    // An app that raises gets a 500 and the worker goes on.
+    let r = get(&addr, "/raise").unwrap();
+    assert_eq!(r.status, 500);
+    assert!(inst.log_text().contains("the app raised on purpose"), "{}", inst.log_text());
+    // Empty body.
+    let r = get(&addr, "/empty").unwrap();
+    assert_eq!((r.status, r.body.len()), (204, 0));
+    // HEAD: the head only, with the length.
+    let r = request(&addr, b"HEAD / HTTP/1.1\r\nHost: t\r\nConnection: close\r\n\r\n").unwrap();
+    assert_eq!((r.status, r.body.len()), (200, 0));
+    assert_eq!(r.header("content-length"), Some("11"));
+    // POST with a body, read with read(n).
+    let r = request(
+        &addr,
+        b"POST /echo HTTP/1.1\r\nHost: t\r\nContent-Length: 5\r\nConnection: close\r\n\r\nhello",
+    )
+    .unwrap();
+    assert_eq!((r.status, r.text().as_str()), (200, "hello"));
+    // readline() over the body.
+    let r = request(
+        &addr,
+        b"POST /lines HTTP/1.1\r\nHost: t\r\nContent-Length: 8\r\nConnection: close\r\n\r\na\nbb\nccc",
+    )
+    .unwrap();
+    assert_eq!(r.text(), "3 a|bb|ccc");
+    // The environ.
+    let r = request(
+        &addr,
+        b"GET /environ?q=1 HTTP/1.1\r\nHost: example.org\r\nX-Test: yes\r\nConnection: close\r\n\r\n",
+    )
+    .unwrap();
+    let env: serde_json::Value = serde_json::from_slice(&r.body).expect("json");
+    assert_eq!(env["REQUEST_METHOD"], "GET");
+    assert_eq!(env["PATH_INFO"], "/environ");
+    assert_eq!(env["QUERY_STRING"], "q=1");
+    assert_eq!(env["SCRIPT_NAME"], "");
+    assert_eq!(env["SERVER_PROTOCOL"], "HTTP/1.1");
+    assert_eq!(env["REMOTE_ADDR"], "127.0.0.1");
+    assert_eq!(env["HTTP_HOST"], "example.org");
+    assert_eq!(env["HTTP_X_TEST"], "yes");
+    assert_eq!(env["wsgi.url_scheme"], "http");
+    assert_eq!(env["wsgi.version"], serde_json::json!([1, 0]));
+    assert_eq!(env["wsgi.multiprocess"], true);
+    assert_eq!(env["wsgi.run_once"], false);
+    assert!(!inst.log_text().contains("Warning"), "{}", inst.log_text());
+}
+
+#[test]
+fn ten_megabyte_and_chunked_bodies_arrive_whole() {
+    let (_inst, addr) = matrix(&["--post-buffering", "65536"]);
+    let body: Vec<u8> = (0..10 * 1024 * 1024u32).map(|i| (i % 251) as u8).collect();
+    let mut raw = format!(
+        "POST /echo HTTP/1.1\r\nHost: t\r\nContent-Length: {}\r\nConnection: close\r\n\r\n",
+        body.len()
+    )
+    .into_bytes();
+    raw.extend_from_slice(&body);
+    let r = request(&addr, &raw).unwrap();
+    assert_eq!(r.status, 200);
+    assert!(r.body == body, "10 MB body came back different ({} bytes)", r.body.len());
+    // Chunked, with an extension and a trailer.
+    let r = request(
+        &addr,
+        b"POST /echo HTTP/1.1\r\nHost: t\r\nTransfer-Encoding: chunked\r\nConnection: close\r\n\r\n\
+          5;ext=1\r\nhello\r\n6\r\n world\r\n0\r\nX-Trailer: t\r\n\r\n",
+    )
+    .unwrap();
+    assert_eq!((r.status, r.text().as_str()), (200, "hello world"));
+}
+
+#[test]
+fn keep_alive_pipelining_and_expect_continue() {
+    let (_inst, addr) = matrix(&[]);
+    let mut s = addr.connect().unwrap();
+    // Three pipelined requests in one write, answered in order.
+    s.write_all(
+        b"GET /path/1 HTTP/1.1\r\nHost: t\r\n\r\nGET /path/2 HTTP/1.1\r\nHost: t\r\n\r\n\
+          GET /path/3 HTTP/1.1\r\nHost: t\r\n\r\n",
+    )
+    .unwrap();
+    let mut r = BufReader::new(s);
+    for i in 1..=3 {
+        let resp = read_response(&mut r, false).unwrap();
+        assert_eq!(resp.text(), format!("/path/{i}?"));
+        assert_eq!(resp.header("connection"), None, "kept alive");
+    }
+    // The same connection goes on, with Expect: 100-continue.
+    let s = r.get_mut();
+    s.write_all(b"POST /echo HTTP/1.1\r\nHost: t\r\nContent-Length: 3\r\nExpect: 100-continue\r\n\r\n")
+        .unwrap();
+    let cont = read_response(&mut r, false).unwrap();
+    assert_eq!(cont.status, 100);
+    r.get_mut().write_all(b"abc").unwrap();
+    let resp = read_response(&mut r, false).unwrap();
+    assert_eq!((resp.status, resp.text().as_str()), (200, "abc"));
+    // HTTP/1.0 closes unless asked to keep alive.
+    let resp = request(&addr, b"GET / HTTP/1.0\r\n\r\n").unwrap();
+    assert_eq!(resp.status, 200);
+    assert_eq!(resp.header("connection"), Some("close"));
+}
+
+#[test]
+fn limits_and_malformed_requests_get_4xx_and_the_worker_goes_on() {
+    let (inst, addr) = matrix(&["--buffer-size", "1024", "--limit-post", "100"]);
+    let pid_before = get(&addr, "/pid").unwrap().text();
+    let big = format!("GET / HTTP/1.1\r\nHost: t\r\nX-Big: {}\r\n\r\n", "a".repeat(2000));
+    assert_eq!(request(&addr, big.as_bytes()).unwrap().status, 431);
+    let post = b"POST /echo HTTP/1.1\r\nHost: t\r\nContent-Length: 101\r\n\r\n";
+    assert_eq!(request(&addr, post).unwrap().status, 413);
+    let chunked = format!(
+        "POST /echo HTTP/1.1\r\nHost: t\r\nTransfer-Encoding: chunked\r\n\r\n65\r\n{}\r\n0\r\n\r\n",
+        "b".repeat(101)
+    );
+    assert_eq!(request(&addr, chunked.as_bytes()).unwrap().status, 413);
+    for bad in [
+        &b"GARBAGE\r\n\r\n"[..],
+        b"GET / HTTP/1.1\r\nHost: t\r\nContent-Length: 1\r\nTransfer-Encoding: chunked\r\n\r\n",
+        b"GET / HTTP/1.1\r\nBad Header\r\n\r\n",
+        b"GET /%zz HTTP/1.1\r\nHost: t\r\n\r\n",
+    ] {
+        let r = request(&addr, bad).unwrap();
+        assert_eq!(r.status, 400, "for {:?}", String::from_utf8_lossy(bad));
+    }
+    assert_eq!(get(&addr, "/pid").unwrap().text(), pid_before, "the same worker serves on");
+    drop(inst);
+}
+
+#[test]
+fn a_slow_client_times_out_without_holding_the_worker() {
+    let (_inst, addr) = matrix(&["--socket-timeout", "1", "--processes", "1"]);
+    let mut slow = addr.connect().unwrap();
+    slow.write_all(b"GET / HTTP/1.1\r\nHost:").unwrap();
+    // Meanwhile the only worker serves others.
+    for _ in 0..5 {
+        assert_eq!(get(&addr, "/").unwrap().status, 200);
+    }
+    let r = read_response(&mut BufReader::new(slow), false).unwrap();
+    assert_eq!(r.status, 408);
+}
+
+#[test]
+fn the_uwsgi_protocol_is_served_on_a_unix_socket() {
+    let dir = tempfile::tempdir().unwrap();
+    let sock = dir.path().join("app.sock");
+    let file = app("it_matrix.py");
+    let mut inst = Instance::start_in(
+        dir,
+        &["--socket", sock.to_str().unwrap(), "--wsgi-file", &file, "--chmod-socket", "660"],
+    );
+    let start = std::time::Instant::now();
+    while !sock.exists() && start.elapsed() < Duration::from_secs(10) {
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    let mode = fs_err::metadata(&sock).unwrap();
+    assert_eq!(std::os::unix::fs::PermissionsExt::mode(&mode.permissions()) & 0o777, 0o660);
+    let vars: &[(&[u8], &[u8])] = &[
+        (b"REQUEST_METHOD", b"POST"),
+        (b"REQUEST_URI", b"/echo"),
+        (b"PATH_INFO", b"/echo"),
+        (b"QUERY_STRING", b""),
+        (b"SERVER_PROTOCOL", b"HTTP/1.1"),
+        (b"CONTENT_LENGTH", b"4"),
+        (b"SERVER_NAME", b"test"),
+        (b"SERVER_PORT", b"80"),
+        (b"REMOTE_ADDR", b"10.1.2.3"),
+        (b"HTTP_HOST", b"test"),
+    ];
+    let mut packet = liege_proto_encode(vars);
+    packet.extend_from_slice(b"ping");
+    let addr = Addr::Unix(sock.clone());
+    let mut tries = 0;
+    let r = loop {
+        match request(&addr, &packet) {
+            Ok(r) => break r,
+            Err(e) if tries < 100 => {
+                tries += 1;
+                let _ = e;
+                std::thread::sleep(Duration::from_millis(100));
+            }
+            Err(e) => panic!("{e}\n{}", inst.log_text()),
+        }
+    };
+    assert_eq!((r.status, r.text().as_str()), (200, "ping"));
+    inst.signal(rustix::process::Signal::INT);
+    assert!(inst.wait_exit(Duration::from_secs(10)).is_some());
+}
+
+/// A uwsgi request packet (modifier1 0), written out here rather than with liege's own encoder,
+/// so the test does not trust the code under test.
+fn liege_proto_encode(vars: &[(&[u8], &[u8])]) -> Vec<u8> {
+    let mut block = Vec::new();
+    for (k, v) in vars {
+        block.extend_from_slice(&u16::try_from(k.len()).unwrap().to_le_bytes());
+        block.extend_from_slice(k);
+        block.extend_from_slice(&u16::try_from(v.len()).unwrap().to_le_bytes());
+        block.extend_from_slice(v);
+    }
+    let mut p = vec![0u8];
+    p.extend_from_slice(&u16::try_from(block.len()).unwrap().to_le_bytes());
+    p.push(0);
+    p.extend_from_slice(&block);
+    p
+}
