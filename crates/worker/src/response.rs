@@ -81,6 +81,7 @@ pub struct Response<'a> {
     head_sent: bool,
     body_sent: u64,
     keep_alive: bool,
+    finished: bool,
 }
 
 impl std::fmt::Debug for Response<'_> {
@@ -105,6 +106,7 @@ impl<'a> Response<'a> {
             head_sent: false,
             body_sent: 0,
             keep_alive: framing.keep_alive && framing.http,
+            finished: false,
         }
     }
 
@@ -316,13 +318,18 @@ impl<'a> Response<'a> {
         }
     }
 
-    /// Ends the response: sends the head if the body was empty, the last chunk if chunked.
+    /// Ends the response (once; later calls only answer again): sends the head if the body was
+    /// empty, the last chunk if chunked.
     /// Returns whether the connection can be kept alive (not when the app sent less than the
     /// Content-Length it announced).
     pub fn finish(&mut self) -> io::Result<bool> {
         if self.status.is_none() {
             return Err(io::Error::other(HeaderError::NotStarted));
         }
+        if self.finished {
+            return Ok(self.keep_alive);
+        }
+        self.finished = true;
         if !self.head_sent {
             if self.content_length.is_none() && self.body_allowed() {
                 self.content_length = Some(0);
