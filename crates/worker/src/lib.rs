@@ -12,6 +12,7 @@ pub mod request;
 pub mod response;
 pub mod settings;
 pub mod static_files;
+pub mod uwsgi;
 
 pub use app::{App, AppError, Language, LoadError};
 pub use request::{Body, Input, Request, Vars};
