@@ -865,6 +865,7 @@ impl<'a, A: App> Loop<'a, A> {
             tx: 0,
         };
         let nvars = vars.len();
+        let vars_bytes: usize = vars.iter().map(|(k, v)| k.len() + v.len()).sum();
         let mut response = Response::new(&mut output, framing);
         let mut is_static = false;
         let mut failed = false;
@@ -968,7 +969,7 @@ impl<'a, A: App> Loop<'a, A> {
                     size,
                     micros,
                     vars: nvars,
-                    vars_bytes: 0,
+                    vars_bytes,
                 },
             );
         }
@@ -1036,4 +1037,178 @@ pub(crate) fn rss_bytes() -> u64 {
         .and_then(|p| p.parse().ok())
         .unwrap_or(0);
     pages * rustix::param::page_size() as u64
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::app::AppError;
+    use std::io::{BufRead, BufReader};
+    use std::net::{TcpListener, TcpStream};
+
+    /// Echoes the path and the body; `/fail` fails; `/stream` streams.
+    struct Echo;
+
+    impl App for Echo {
+        fn call(&self, request: Request, response: &mut Response<'_>) -> Result<(), AppError> {
+            let path = request.vars.get(b"PATH_INFO").unwrap_or_default().to_vec();
+            if path == b"/fail" {
+                return Err(AppError("failed on purpose".into()));
+            }
+            response
+                .start("200 OK", vec![])
+                .map_err(|e| AppError(e.to_string()))?;
+            if path == b"/stream" {
+                for piece in [&b"a"[..], b"bc"] {
+                    response.write(piece).map_err(|e| AppError(e.to_string()))?;
+                }
+                return Ok(());
+            }
+            let mut input = crate::request::Input::new(request.body);
+            let mut out = path;
+            out.extend_from_slice(b":");
+            out.extend_from_slice(&input.read(None).map_err(|e| AppError(e.to_string()))?);
+            response
+                .write_last(&out)
+                .map_err(|e| AppError(e.to_string()))
+        }
+    }
+
+    fn with_loop(settings: Settings, test: impl FnOnce(std::net::SocketAddr)) {
+        let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+        let addr = listener.local_addr().unwrap();
+        listener.set_nonblocking(true).unwrap();
+        let listeners = vec![Listening {
+            fd: OwnedFd::from(listener),
+            proto: Proto::Http,
+            server_name: "127.0.0.1".into(),
+            server_port: addr.port().to_string(),
+            tcp: true,
+        }];
+        let (stop_read, _stop_write) = rustix::pipe::pipe().unwrap();
+        let stopping = AtomicBool::new(false);
+        let statics = StaticFiles::new(&settings).unwrap();
+        let shared = Shared {
+            app: Some(&Echo),
+            settings: &settings,
+            statics: &statics,
+            listeners: &listeners,
+            slot: None,
+            worker_id: 1,
+            stop_pipe: stop_read.as_fd(),
+            stopping: &stopping,
+            max_requests: 0,
+            pid: 1,
+        };
+        std::thread::scope(|s| {
+            let handle = s.spawn(|| Loop::new(&shared, 0).and_then(Loop::run));
+            test(addr);
+            stopping.store(true, Ordering::Relaxed);
+            handle.join().unwrap().unwrap();
+        });
+    }
+
+    fn response(r: &mut impl BufRead) -> (u16, Vec<(String, String)>, Vec<u8>) {
+        let mut line = String::new();
+        r.read_line(&mut line).unwrap();
+        let status = line.split_whitespace().nth(1).unwrap().parse().unwrap();
+        let mut headers = Vec::new();
+        let mut len = 0;
+        let mut chunked = false;
+        loop {
+            let mut h = String::new();
+            r.read_line(&mut h).unwrap();
+            let h = h.trim_end().to_string();
+            if h.is_empty() {
+                break;
+            }
+            let (n, v) = h.split_once(": ").unwrap();
+            if n.eq_ignore_ascii_case("content-length") {
+                len = v.parse().unwrap();
+            }
+            if n.eq_ignore_ascii_case("transfer-encoding") {
+                chunked = true;
+            }
+            headers.push((n.to_string(), v.to_string()));
+        }
+        let mut body = vec![0; len];
+        if chunked {
+            body.clear();
+            loop {
+                let mut size = String::new();
+                r.read_line(&mut size).unwrap();
+                let n = usize::from_str_radix(size.trim(), 16).unwrap();
+                let mut chunk = vec![0; n + 2];
+                r.read_exact(&mut chunk).unwrap();
+                if n == 0 {
+                    break;
+                }
+                body.extend_from_slice(&chunk[..n]);
+            }
+        } else {
+            r.read_exact(&mut body).unwrap();
+        }
+        (status, headers, body)
+    }
+
+    #[test]
+    fn pipelined_requests_are_answered_in_order_on_one_connection() {
+        with_loop(Settings::default(), |addr| {
+            let mut s = TcpStream::connect(addr).unwrap();
+            let mut raw = Vec::new();
+            for i in 0..20 {
+                raw.extend_from_slice(format!("GET /{i} HTTP/1.1\r\nHost: x\r\n\r\n").as_bytes());
+            }
+            raw.extend_from_slice(b"POST /p HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\n\r\n3\r\nabc\r\n0\r\n\r\n");
+            s.write_all(&raw).unwrap();
+            let mut r = BufReader::new(s);
+            for i in 0..20 {
+                assert_eq!(response(&mut r).2, format!("/{i}:").into_bytes());
+            }
+            assert_eq!(response(&mut r).2, b"/p:abc");
+        });
+    }
+
+    #[test]
+    fn failures_streams_and_bad_requests() {
+        with_loop(Settings::default(), |addr| {
+            let mut s = TcpStream::connect(addr).unwrap();
+            s.write_all(
+                b"GET /fail HTTP/1.1\r\nHost: x\r\n\r\nGET /stream HTTP/1.1\r\nHost: x\r\n\r\n",
+            )
+            .unwrap();
+            let mut r = BufReader::new(s);
+            assert_eq!(response(&mut r).0, 500);
+            let (status, _, body) = response(&mut r);
+            assert_eq!((status, body), (200, b"abc".to_vec()));
+            let mut s = TcpStream::connect(addr).unwrap();
+            s.write_all(b"NOT HTTP AT ALL\r\n\r\n").unwrap();
+            let mut r = BufReader::new(s);
+            assert_eq!(response(&mut r).0, 400);
+        });
+    }
+
+    #[test]
+    fn bodies_past_post_buffering_go_to_a_file_and_arrive_whole() {
+        let settings = Settings {
+            post_buffering: 1000,
+            ..Settings::default()
+        };
+        with_loop(settings, |addr| {
+            let body: Vec<u8> = (0..300_000u32).map(|i| (i % 253) as u8).collect();
+            let mut s = TcpStream::connect(addr).unwrap();
+            let head = format!(
+                "POST /b HTTP/1.1\r\nHost: x\r\nContent-Length: {}\r\n\r\n",
+                body.len()
+            );
+            s.write_all(head.as_bytes()).unwrap();
+            for piece in body.chunks(7000) {
+                s.write_all(piece).unwrap();
+            }
+            let (status, _, got) = response(&mut BufReader::new(s));
+            assert_eq!(status, 200);
+            assert_eq!(&got[..3], b"/b:");
+            assert!(got[3..] == body[..]);
+        });
+    }
 }
