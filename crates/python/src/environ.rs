@@ -66,35 +66,48 @@ const SCRIPT_NAME: usize = 5;
 const PATH_INFO: usize = 2;
 const QUERY_STRING: usize = 3;
 
-/// FNV-1a: the known-name table is looked up once per variable, with short keys, where SipHash
-/// would cost more than the lookup saves. The keys are ours (a fixed list), so flooding is moot.
-#[derive(Debug)]
-struct Fnv(u64);
+/// A word-at-a-time multiplicative hash (rustc-hash's): the known-name table is looked up once
+/// per variable, with short keys, where SipHash (or a byte-at-a-time hash) would cost more than
+/// the rest of the insert. The table's keys are ours (a fixed list), so flooding is moot.
+#[derive(Debug, Default)]
+struct WordHash(u64);
 
-impl Default for Fnv {
-    fn default() -> Self {
-        Fnv(0xcbf2_9ce4_8422_2325)
+const SEED: u64 = 0xf135_7aea_2e62_a9c5;
+
+impl WordHash {
+    fn add(&mut self, word: u64) {
+        self.0 = self.0.wrapping_add(word).wrapping_mul(SEED);
     }
 }
 
-impl Hasher for Fnv {
+impl Hasher for WordHash {
     fn finish(&self) -> u64 {
-        self.0
+        // The multiply mixes upwards; the table indexes with the low bits.
+        self.0.rotate_left(26)
     }
     fn write(&mut self, bytes: &[u8]) {
-        let mut h = self.0;
-        for &b in bytes {
-            h ^= u64::from(b);
-            h = h.wrapping_mul(0x0100_0000_01b3);
+        let mut words = bytes.chunks_exact(8);
+        for w in &mut words {
+            let mut b = [0; 8];
+            b.copy_from_slice(w);
+            self.add(u64::from_le_bytes(b));
         }
-        self.0 = h;
+        let rest = words.remainder();
+        if !rest.is_empty() {
+            let mut b = [0; 8];
+            b[..rest.len()].copy_from_slice(rest);
+            self.add(u64::from_le_bytes(b));
+        }
+    }
+    fn write_usize(&mut self, n: usize) {
+        self.add(n as u64);
     }
 }
 
 /// Everything about `environ` that is the same for every request.
 #[derive(Debug)]
 pub(crate) struct Environ {
-    index: HashMap<&'static [u8], usize, BuildHasherDefault<Fnv>>,
+    index: HashMap<&'static [u8], usize, BuildHasherDefault<WordHash>>,
     known: Vec<Py<PyString>>,
     k_version: Py<PyString>,
     k_url_scheme: Py<PyString>,

@@ -51,7 +51,8 @@ fn show(home: Option<&Path>) -> String {
 pub(crate) fn start(home: Option<&Path>) -> Result<(), StartError> {
     let mut started = STARTED.lock().unwrap_or_else(|e| e.into_inner());
     if let Some(running) = &*started {
-        if running.as_deref() != home {
+        let wanted = home.map(|h| std::path::absolute(h).unwrap_or_else(|_| h.to_path_buf()));
+        if running.as_deref() != wanted.as_deref() {
             return Err(StartError::HomeChanged {
                 running: show(running.as_deref()),
                 wanted: show(home),
@@ -59,13 +60,15 @@ pub(crate) fn start(home: Option<&Path>) -> Result<(), StartError> {
         }
         return Ok(());
     }
-    if let Some(h) = home
-        && !h.is_dir()
-    {
-        return Err(StartError::HomeNotDir(h.to_path_buf()));
-    }
-    initialize(home)?;
-    *started = Some(home.map(Path::to_path_buf));
+    // CPython is told `<home>/bin/python3` is its executable: make that independent of the
+    // working folder, which the app may change.
+    let home = match home {
+        Some(h) if !h.is_dir() => return Err(StartError::HomeNotDir(h.to_path_buf())),
+        Some(h) => Some(std::path::absolute(h).unwrap_or_else(|_| h.to_path_buf())),
+        None => None,
+    };
+    initialize(home.as_deref())?;
+    *started = Some(home);
     drop(started);
     configure_stdio();
     Ok(())

@@ -468,6 +468,72 @@ fn an_app_that_never_calls_start_response_fails() {
 }
 
 #[test]
+fn an_app_that_returns_nothing_without_start_response_fails() {
+    let (r, c) = serve(&load("misbehaving:silent"), get("/"));
+    assert_eq!(
+        r.unwrap_err().0,
+        "the app returned without calling start_response"
+    );
+    assert!(c.bytes.is_empty());
+}
+
+/// An output whose flush waits until the test lets it go, and says when it started waiting.
+#[derive(Debug)]
+struct Held {
+    waiting: std::sync::mpsc::Sender<()>,
+    release: std::sync::mpsc::Receiver<()>,
+}
+
+impl Output for Held {
+    fn send(&mut self, _: &[u8]) -> io::Result<()> {
+        Ok(())
+    }
+    fn send_file(&mut self, _: File, _: u64, _: u64) -> io::Result<()> {
+        Ok(())
+    }
+    fn flush(&mut self) -> io::Result<()> {
+        let _ = self.waiting.send(());
+        let _ = self.release.recv();
+        Ok(())
+    }
+}
+
+#[test]
+fn the_gil_is_free_while_a_chunk_goes_out() {
+    use std::sync::mpsc::channel;
+    use std::time::Duration;
+    let stream = load("validated:stream");
+    let hello = load("hello");
+    let (waiting_tx, waiting) = channel();
+    let (release, release_rx) = channel();
+    let streaming = std::thread::spawn(move || {
+        let mut out = Held {
+            waiting: waiting_tx,
+            release: release_rx,
+        };
+        let mut r = Response::new(&mut out, HTTP11);
+        stream.call(get("/"), &mut r)
+    });
+    waiting.recv().unwrap();
+    // The streaming call is now blocked in a flush: another call must still get the GIL. (A
+    // deadlock shows as the timeout, not as a hang.)
+    let (done_tx, done) = channel();
+    std::thread::spawn(move || {
+        let (r, c) = serve(&hello, get("/"));
+        let _ = done_tx.send((r.is_ok(), c.bytes));
+    });
+    let (ok, bytes) = done
+        .recv_timeout(Duration::from_secs(60))
+        .expect("hello world ran");
+    assert!(ok);
+    assert!(text(&bytes).ends_with("Hello, World!"));
+    for _ in 0..3 {
+        let _ = release.send(());
+    }
+    streaming.join().unwrap().unwrap();
+}
+
+#[test]
 fn str_items_are_a_type_error() {
     let (r, _) = serve(&load("misbehaving:str_body"), get("/"));
     assert_eq!(
@@ -526,6 +592,12 @@ fn a_file_wrapper_of_a_regular_file_is_sent_whole() {
         )
     );
     assert_eq!(body, expected);
+    let closed: bool = pyo3::Python::attach(|py| {
+        let opened = py.import("files").unwrap().getattr("opened").unwrap();
+        let last = opened.get_item(opened.len().unwrap() - 1).unwrap();
+        last.getattr("closed").unwrap().extract().unwrap()
+    });
+    assert!(closed, "the wrapper's close() closed the file");
 }
 
 #[test]

@@ -3,10 +3,14 @@ over an object without a descriptor (iterated)."""
 
 import io
 
+opened = []
+
 
 def sendfile(environ, start_response):
+    f = open(__file__, "rb")
+    opened.append(f)
     start_response("200 OK", [("Content-Type", "text/x-python")])
-    return environ["wsgi.file_wrapper"](open(__file__, "rb"))
+    return environ["wsgi.file_wrapper"](f)
 
 
 def seeked(environ, start_response):

@@ -95,3 +95,8 @@ def use_kept():
     except RuntimeError as e:
         return str(e)
     return "accepted"
+
+
+def silent(environ, start_response):
+    """Returns an empty body and never calls start_response."""
+    return []
