@@ -195,9 +195,24 @@ fn configure_stdio() {
                 Ok(())
             });
         if let Err(e) = done {
-            e.print(py);
+            print_traceback(py, &e);
         }
     });
+}
+
+/// Prints an exception's traceback to `sys.stderr`, with the `traceback` module: `PyErr_Print`
+/// would end the process on a `SystemExit`, and an app's `sys.exit()` must not take the worker's
+/// other requests down with it.
+pub(crate) fn print_traceback(py: pyo3::Python<'_>, e: &PyErr) {
+    let printed = py.import("traceback").and_then(|tb| {
+        tb.call_method1(
+            "print_exception",
+            (e.get_type(py), e.value(py), e.traceback(py)),
+        )
+    });
+    if printed.is_err() && !e.is_instance_of::<pyo3::exceptions::PySystemExit>(py) {
+        e.clone_ref(py).print(py);
+    }
 }
 
 thread_local! {

@@ -139,7 +139,7 @@ fn file_module_name(path: &str) -> String {
 /// One line for an exception, after printing its traceback.
 fn printed(py: Python<'_>, e: &PyErr) -> String {
     let line = e.to_string();
-    e.clone_ref(py).print(py);
+    interpreter::print_traceback(py, e);
     line.lines().next().unwrap_or_default().to_string()
 }
 

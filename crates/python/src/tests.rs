@@ -534,6 +534,13 @@ fn the_gil_is_free_while_a_chunk_goes_out() {
 }
 
 #[test]
+fn sys_exit_in_a_request_is_an_app_error() {
+    let (r, c) = serve(&load("misbehaving:exits"), get("/"));
+    assert_eq!(r.unwrap_err().0, "SystemExit: 3");
+    assert!(c.bytes.is_empty());
+}
+
+#[test]
 fn str_items_are_a_type_error() {
     let (r, _) = serve(&load("misbehaving:str_body"), get("/"));
     assert_eq!(
@@ -639,6 +646,16 @@ fn tuples_and_short_lists_are_sent_whole() {
     assert_eq!(
         text(&c.bytes),
         "HTTP/1.1 200 OK\r\nContent-Type: text/plain\r\nContent-Length: 7\r\n\r\none two"
+    );
+}
+
+#[test]
+fn bare_bytes_are_sent_whole() {
+    let (r, c) = serve(&load("shapes:bare_bytes"), get("/"));
+    r.unwrap();
+    assert_eq!(
+        text(&c.bytes),
+        "HTTP/1.1 200 OK\r\nContent-Type: text/plain\r\nContent-Length: 3\r\n\r\nraw"
     );
 }
 

@@ -132,6 +132,10 @@ fn send(py: Python<'_>, sr: &StartResponse, result: &Bound<'_, PyAny>) -> Result
         whole(|| list.iter())
     } else if let Ok(tuple) = result.cast_exact::<PyTuple>() {
         whole(|| tuple.iter())
+    } else if let Ok(bytes) = result.cast_exact::<PyBytes>() {
+        // Not a proper iterable (it would yield ints), but what was meant is clear: as uWSGI,
+        // send it whole.
+        Some(Whole::One(bytes.clone()))
     } else {
         None
     };
@@ -268,7 +272,7 @@ impl WsgiApp {
                     py,
                     &format!("{}: the app raised an exception", request_line(vars)),
                 );
-                e.print(py);
+                interpreter::print_traceback(py, &e);
                 AppError(summary.lines().next().unwrap_or_default().to_string())
             }
             Failure::Send(e) => AppError(format!("sending the response failed: {e}")),

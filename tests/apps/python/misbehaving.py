@@ -100,3 +100,8 @@ def use_kept():
 def silent(environ, start_response):
     """Returns an empty body and never calls start_response."""
     return []
+
+
+def exits(environ, start_response):
+    """sys.exit() in a request: an error for this request, not the end of the worker."""
+    sys.exit(3)

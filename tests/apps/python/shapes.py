@@ -17,6 +17,11 @@ def big_list(environ, start_response):
     return [b"x" * 600_000, b"y" * 600_000]
 
 
+def bare_bytes(environ, start_response):
+    start_response("200 OK", [("Content-Type", "text/plain")])
+    return b"raw"
+
+
 def late_start(environ, start_response):
     def body():
         start_response("200 OK", [("Content-Type", "text/plain")])
