@@ -3,3 +3,4 @@
 
 pub mod fork;
 pub mod shm;
+pub mod sock;

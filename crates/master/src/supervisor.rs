@@ -1,0 +1,1513 @@
+//! The master's loop: one thread, one epoll, over a signal pipe, the zygotes' control sockets
+//! and the stats listener, with a tick for harakiri, touch-reload and the deadlines.
+//!
+//! Workers come in generations. A generation is one checked [`Plan`], its options memfd, its
+//! scoreboard and (prefork) its zygote. A reload starts a new generation: each worker id gets a
+//! new process in its spare scoreboard slot, and the old one is told to stop (SIGHUP) only once
+//! the new one accepts, so there is always someone accepting on the shared sockets. Every child
+//! is addressed through the pidfd opened when it was spawned (or adopted from a zygote); a pid
+//! is only ever compared with the one `waitpid` returns for a child the master itself reaped.
+
+use std::os::fd::{AsFd, AsRawFd, OwnedFd};
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+
+use liege_proto::handoff::{self, Role, ZygoteReply, ZygoteRequest};
+use liege_proto::scoreboard::{CoreField, Scoreboard, State, WorkerField, WorkerSlot};
+use liege_sys::shm::SharedWords;
+use rustix::event::epoll;
+use rustix::io::Errno;
+use rustix::net::{RecvFlags, SendFlags, Shutdown, SocketFlags};
+use rustix::process::{Signal, WaitOptions, WaitStatus};
+
+use crate::backoff::Backoff;
+use crate::log;
+use crate::plan::Plan;
+use crate::sockets::{self, Bound};
+use crate::spawn::{self, Handoff};
+use crate::stats;
+use crate::{Reload, RunError};
+
+/// How long a stop waits for the children after SIGINT before it SIGKILLs them.
+const STOP_GRACE: Duration = Duration::from_secs(5);
+/// How often the master checks harakiri and touch-reload files.
+const TICK: Duration = Duration::from_secs(1);
+/// How often the master looks for new workers accepting while a reload is under way.
+const RELOAD_POLL: Duration = Duration::from_millis(50);
+/// How long a pid the master reaped but did not know is remembered, in case a zygote's
+/// `Spawned` reply for it is still on its way.
+const UNKNOWN_MEMORY: Duration = Duration::from_secs(10);
+
+const TOKEN_SIGNALS: u64 = 1;
+const TOKEN_STATS: u64 = 2;
+/// Plus the generation number.
+const TOKEN_ZYGOTE: u64 = 1 << 32;
+
+/// The signals the master handles, each with a flag its handler sets before it writes a byte
+/// to the wake-up pipe.
+struct Signals {
+    wake: OwnedFd,
+    chld: Arc<AtomicBool>,
+    hup: Arc<AtomicBool>,
+    int: Arc<AtomicBool>,
+    quit: Arc<AtomicBool>,
+    term: Arc<AtomicBool>,
+    ids: Vec<signal_hook::SigId>,
+}
+
+impl std::fmt::Debug for Signals {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Signals").finish_non_exhaustive()
+    }
+}
+
+impl Signals {
+    fn register() -> Result<Signals, RunError> {
+        let setup = |e: std::io::Error| RunError::Setup {
+            step: "signal handlers",
+            source: e,
+        };
+        let (read, write) = rustix::pipe::pipe_with(
+            rustix::pipe::PipeFlags::CLOEXEC | rustix::pipe::PipeFlags::NONBLOCK,
+        )
+        .map_err(|e| setup(e.into()))?;
+        let mut s = Signals {
+            wake: read,
+            chld: Arc::default(),
+            hup: Arc::default(),
+            int: Arc::default(),
+            quit: Arc::default(),
+            term: Arc::default(),
+            ids: Vec::new(),
+        };
+        for (sig, flag) in [
+            (libc::SIGCHLD, &s.chld),
+            (libc::SIGHUP, &s.hup),
+            (libc::SIGINT, &s.int),
+            (libc::SIGQUIT, &s.quit),
+            (libc::SIGTERM, &s.term),
+        ] {
+            // The flag first: handlers run in the order they were registered, so the flag is
+            // set when the byte wakes the loop.
+            s.ids
+                .push(signal_hook::flag::register(sig, Arc::clone(flag)).map_err(setup)?);
+            let w = rustix::io::fcntl_dupfd_cloexec(&write, 3).map_err(|e| setup(e.into()))?;
+            s.ids
+                .push(signal_hook::low_level::pipe::register(sig, w).map_err(setup)?);
+        }
+        Ok(s)
+    }
+
+    fn drain(&self) {
+        let mut buf = [0u8; 64];
+        while matches!(rustix::io::read(&self.wake, &mut buf), Ok(n) if n > 0) {}
+    }
+}
+
+impl Drop for Signals {
+    fn drop(&mut self) {
+        for id in self.ids.drain(..) {
+            signal_hook::low_level::unregister(id);
+        }
+    }
+}
+
+/// A scoreboard: 2 × `processes` worker slots, so each worker id has a spare slot for the
+/// process that replaces it in a reload.
+#[derive(Debug)]
+struct Board {
+    id: u64,
+    fd: OwnedFd,
+    mem: SharedWords,
+    workers: usize,
+    cores: usize,
+    used: Vec<bool>,
+}
+
+impl Board {
+    fn create(id: u64, processes: usize, cores: usize) -> Result<Board, RunError> {
+        let workers = processes * 2;
+        let (fd, mem) = SharedWords::create(
+            "liege-scoreboard",
+            liege_proto::scoreboard::words(workers, cores),
+        )
+        .map_err(|e| RunError::Setup {
+            step: "the scoreboard",
+            source: std::io::Error::other(e),
+        })?;
+        let board = Board {
+            id,
+            fd,
+            mem,
+            workers,
+            cores,
+            used: vec![false; workers + 1],
+        };
+        board.sb().init();
+        Ok(board)
+    }
+
+    fn sb(&self) -> Scoreboard<'_> {
+        // The memory was made for exactly this shape in `create`.
+        Scoreboard::new(self.mem.words(), self.workers, self.cores)
+            .unwrap_or_else(|e| unreachable!("{e}"))
+    }
+
+    fn slot(&self, slot: usize) -> WorkerSlot<'_> {
+        self.sb().worker(slot)
+    }
+}
+
+/// A generation's zygote link.
+#[derive(Debug)]
+struct Zygote {
+    /// The master's end of the seqpacket pair.
+    sock: OwnedFd,
+    /// Whether its process runs (it is in `procs`).
+    alive: bool,
+    /// Spawn requests sent and not answered: (slot, worker id).
+    pending: Vec<(usize, usize)>,
+}
+
+/// One generation of workers.
+#[derive(Debug)]
+struct Generation {
+    number: u64,
+    plan: Plan,
+    exe: PathBuf,
+    options: OwnedFd,
+    board: u64,
+    zygote: Option<Zygote>,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Kind {
+    Worker { id: usize, slot: usize, board: u64 },
+    Zygote,
+}
+
+/// A child the master supervises.
+#[derive(Debug)]
+struct Proc {
+    pid: i32,
+    pidfd: OwnedFd,
+    generation: u64,
+    kind: Kind,
+    spawned: Instant,
+    /// When it was told to stop, the time it gets SIGKILL.
+    stop: Option<Instant>,
+    killed: bool,
+    harakiri: bool,
+}
+
+/// What is left to know of a child once it is gone.
+#[derive(Debug, Clone, Copy)]
+struct Gone {
+    pid: i32,
+    generation: u64,
+    kind: Kind,
+    spawned: Instant,
+    told_to_stop: bool,
+    harakiri: bool,
+}
+
+impl Gone {
+    fn what(&self) -> String {
+        match self.kind {
+            Kind::Worker { id, .. } => format!("worker {id} (pid {})", self.pid),
+            Kind::Zygote => format!("zygote (pid {})", self.pid),
+        }
+    }
+}
+
+impl Proc {
+    fn gone(&self) -> Gone {
+        Gone {
+            pid: self.pid,
+            generation: self.generation,
+            kind: self.kind,
+            spawned: self.spawned,
+            told_to_stop: self.stop.is_some(),
+            harakiri: self.harakiri,
+        }
+    }
+
+    fn signal(&self, sig: Signal) {
+        let _ = rustix::process::pidfd_send_signal(&self.pidfd, sig);
+    }
+
+    fn what(&self) -> String {
+        self.gone().what()
+    }
+}
+
+/// The master-side state of a worker id, across its processes.
+#[derive(Debug, Default)]
+struct Seat {
+    spawns: u64,
+    harakiri: u64,
+    requests_before: u64,
+    backoff: Backoff,
+    /// When to spawn the next process for this id.
+    due: Option<Instant>,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Start {
+    Initial,
+    /// SIGHUP or touch-reload: new workers first, old ones stop once the new ones accept.
+    Graceful,
+    /// SIGTERM: every old worker gets SIGINT at once.
+    Brutal,
+    /// A dead zygote was replaced: its workers are replaced gracefully.
+    Recycle,
+}
+
+#[derive(Debug)]
+struct Stopping {
+    code: u8,
+    deadline: Instant,
+    killed: bool,
+}
+
+/// The running master.
+pub(crate) struct Supervisor<'r> {
+    reload: &'r mut Reload<'r>,
+    exe_dir: PathBuf,
+    sockets: Vec<Bound>,
+    sockets_env: String,
+    stats: Option<Bound>,
+    epoll: OwnedFd,
+    signals: Signals,
+    boards: Vec<Board>,
+    generations: Vec<Generation>,
+    procs: Vec<Proc>,
+    seats: Vec<Seat>,
+    zygote_backoff: Backoff,
+    /// A generation to start (the zygote died) and when.
+    recycle_at: Option<Instant>,
+    reload_queued: bool,
+    touch: Vec<(PathBuf, Option<SystemTime>)>,
+    unknown_reaped: Vec<(i32, WaitStatus, Instant)>,
+    next_number: u64,
+    stopping: Option<Stopping>,
+    last_tick: Instant,
+}
+
+impl std::fmt::Debug for Supervisor<'_> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Supervisor")
+            .field("procs", &self.procs)
+            .finish_non_exhaustive()
+    }
+}
+
+fn mtime(path: &PathBuf) -> Option<SystemTime> {
+    fs_err::metadata(path).ok().and_then(|m| m.modified().ok())
+}
+
+fn unix_now() -> u64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map_or(0, |d| d.as_secs())
+}
+
+fn monotonic_micros() -> u64 {
+    let t = rustix::time::clock_gettime(rustix::time::ClockId::Monotonic);
+    let secs = u64::try_from(t.tv_sec).unwrap_or(0);
+    let nanos = u64::try_from(t.tv_nsec).unwrap_or(0);
+    secs * 1_000_000 + nanos / 1_000
+}
+
+/// How a child ended, for the log.
+fn describe(status: WaitStatus) -> String {
+    if let Some(code) = status.exit_status() {
+        format!("exit status {code}")
+    } else if let Some(sig) = status.terminating_signal() {
+        let name = match sig {
+            libc::SIGKILL => "SIGKILL",
+            libc::SIGTERM => "SIGTERM",
+            libc::SIGINT => "SIGINT",
+            libc::SIGSEGV => "SIGSEGV",
+            libc::SIGABRT => "SIGABRT",
+            libc::SIGBUS => "SIGBUS",
+            libc::SIGHUP => "SIGHUP",
+            libc::SIGQUIT => "SIGQUIT",
+            libc::SIGPIPE => "SIGPIPE",
+            _ => "a signal",
+        };
+        format!("killed by {name} ({sig})")
+    } else {
+        "ended".to_string()
+    }
+}
+
+fn secs(d: Duration) -> String {
+    format!("{:.1} s", d.as_secs_f64())
+}
+
+fn millis(d: Duration) -> String {
+    if d >= Duration::from_secs(1) {
+        format!("{} s", d.as_secs_f64())
+    } else {
+        format!("{} ms", d.as_millis())
+    }
+}
+
+impl<'r> Supervisor<'r> {
+    /// Sets up signals and epoll around the bound sockets; spawns nothing yet.
+    pub(crate) fn new(
+        reload: &'r mut Reload<'r>,
+        exe_dir: PathBuf,
+        sockets: Vec<Bound>,
+        sockets_env: String,
+        stats: Option<Bound>,
+    ) -> Result<Self, RunError> {
+        let setup = |step: &'static str| {
+            move |e: Errno| RunError::Setup {
+                step,
+                source: e.into(),
+            }
+        };
+        let signals = Signals::register()?;
+        let epoll = epoll::create(epoll::CreateFlags::CLOEXEC).map_err(setup("epoll"))?;
+        epoll::add(
+            &epoll,
+            &signals.wake,
+            epoll::EventData::new_u64(TOKEN_SIGNALS),
+            epoll::EventFlags::IN,
+        )
+        .map_err(setup("epoll"))?;
+        if let Some(s) = &stats {
+            rustix::io::ioctl_fionbio(&s.fd, true).map_err(setup("the stats socket"))?;
+            epoll::add(
+                &epoll,
+                &s.fd,
+                epoll::EventData::new_u64(TOKEN_STATS),
+                epoll::EventFlags::IN,
+            )
+            .map_err(setup("epoll"))?;
+        }
+        Ok(Supervisor {
+            reload,
+            exe_dir,
+            sockets,
+            sockets_env,
+            stats,
+            epoll,
+            signals,
+            boards: Vec::new(),
+            generations: Vec::new(),
+            procs: Vec::new(),
+            seats: Vec::new(),
+            zygote_backoff: Backoff::default(),
+            recycle_at: None,
+            reload_queued: false,
+            touch: Vec::new(),
+            unknown_reaped: Vec::new(),
+            next_number: 1,
+            stopping: None,
+            last_tick: Instant::now(),
+        })
+    }
+
+    /// The sockets, for vacuum once the loop returns.
+    pub(crate) fn into_sockets(self) -> (Vec<Bound>, Option<Bound>, bool) {
+        let vacuum = self.current().is_some_and(|g| g.plan.vacuum);
+        (self.sockets, self.stats, vacuum)
+    }
+
+    fn current(&self) -> Option<&Generation> {
+        self.generations.last()
+    }
+
+    fn current_number(&self) -> u64 {
+        self.current().map_or(0, |g| g.number)
+    }
+
+    fn generation(&self, number: u64) -> Option<&Generation> {
+        self.generations.iter().find(|g| g.number == number)
+    }
+
+    fn board(&self, id: u64) -> Option<&Board> {
+        self.boards.iter().find(|b| b.id == id)
+    }
+
+    /// Runs the instance with `plan` until it stops; returns the exit status.
+    pub(crate) fn run(&mut self, plan: Plan, exe: PathBuf) -> Result<u8, RunError> {
+        self.touch = plan
+            .touch_reload
+            .iter()
+            .map(|p| (p.clone(), mtime(p)))
+            .collect();
+        self.start_generation(plan, exe, Start::Initial)?;
+        let mut events = Vec::with_capacity(16);
+        loop {
+            let now = Instant::now();
+            if let Some(code) = self.finished(now) {
+                return Ok(code);
+            }
+            let timeout = self.next_wake(now).saturating_duration_since(now);
+            let timespec = rustix::time::Timespec {
+                tv_sec: i64::try_from(timeout.as_secs()).unwrap_or(i64::MAX),
+                tv_nsec: i64::from(timeout.subsec_nanos()),
+            };
+            events.clear();
+            match epoll::wait(
+                &self.epoll,
+                rustix::buffer::spare_capacity(&mut events),
+                Some(&timespec),
+            ) {
+                Ok(_) | Err(Errno::INTR) => {}
+                Err(e) => {
+                    return Err(RunError::Setup {
+                        step: "epoll",
+                        source: e.into(),
+                    });
+                }
+            }
+            for ev in events.iter() {
+                match ev.data.u64() {
+                    TOKEN_SIGNALS => self.signals.drain(),
+                    TOKEN_STATS => self.serve_stats(),
+                    t if t > TOKEN_ZYGOTE => self.zygote_readable(t - TOKEN_ZYGOTE),
+                    _ => {}
+                }
+            }
+            self.handle_signals();
+            self.reap();
+            self.step(Instant::now());
+        }
+    }
+
+    /// When the loop must wake next.
+    fn next_wake(&self, now: Instant) -> Instant {
+        let mut at = self.last_tick + TICK;
+        let mut consider = |t: Instant| at = at.min(t);
+        if let Some(s) = &self.stopping {
+            consider(s.deadline);
+            return at.max(now);
+        }
+        let current = self.current_number();
+        for seat in &self.seats {
+            if let Some(due) = seat.due {
+                consider(due);
+            }
+        }
+        if let Some(t) = self.recycle_at {
+            consider(t);
+        }
+        for p in &self.procs {
+            if let (Some(deadline), false) = (p.stop, p.killed) {
+                consider(deadline);
+            }
+        }
+        if self
+            .procs
+            .iter()
+            .any(|p| p.generation < current && p.stop.is_none())
+        {
+            consider(now + RELOAD_POLL);
+        }
+        at.max(now)
+    }
+
+    /// Whether the stop is over: every child gone, or gone past all patience.
+    fn finished(&mut self, now: Instant) -> Option<u8> {
+        let s = self.stopping.as_ref()?;
+        let code = s.code;
+        if self.procs.is_empty() {
+            log!("goodbye (exit status {code})");
+            return Some(code);
+        }
+        if now >= s.deadline {
+            if s.killed {
+                log!(
+                    "{} children still not gone after SIGKILL; exiting anyway",
+                    self.procs.len()
+                );
+                return Some(code);
+            }
+            for p in &self.procs {
+                log!("{} did not stop in time: SIGKILL", p.what());
+                p.signal(Signal::KILL);
+            }
+            self.stopping = Some(Stopping {
+                code,
+                deadline: now + STOP_GRACE,
+                killed: true,
+            });
+        }
+        None
+    }
+
+    fn handle_signals(&mut self) {
+        let took = |f: &AtomicBool| f.swap(false, Ordering::Relaxed);
+        let _ = took(&self.signals.chld);
+        if took(&self.signals.int) {
+            self.begin_stop(0, "SIGINT received: stopping the instance");
+        }
+        if took(&self.signals.quit) {
+            self.begin_stop(0, "SIGQUIT received: stopping the instance");
+        }
+        if took(&self.signals.term) {
+            if self.current().is_some_and(|g| g.plan.die_on_term) {
+                self.begin_stop(0, "SIGTERM received (die-on-term): stopping the instance");
+            } else {
+                self.request_reload(Start::Brutal, "SIGTERM");
+            }
+        }
+        if took(&self.signals.hup) {
+            self.request_reload(Start::Graceful, "SIGHUP");
+        }
+    }
+
+    fn begin_stop(&mut self, code: u8, why: &str) {
+        if self.stopping.is_some() {
+            return;
+        }
+        log!("{why}");
+        for p in &self.procs {
+            p.signal(Signal::INT);
+        }
+        self.stopping = Some(Stopping {
+            code,
+            deadline: Instant::now() + STOP_GRACE,
+            killed: false,
+        });
+    }
+
+    /// Reaps every child that ended: the master's workers and zygotes, and, as pid 1 of a pid
+    /// namespace, every orphan re-parented to it.
+    fn reap(&mut self) {
+        loop {
+            match rustix::process::waitpid(None, WaitOptions::NOHANG) {
+                Ok(Some((pid, status))) => self.exited(pid.as_raw_nonzero().get(), status),
+                Ok(None) | Err(Errno::CHILD) => break,
+                Err(Errno::INTR) => {}
+                Err(e) => {
+                    log!("waitpid failed: {e}");
+                    break;
+                }
+            }
+        }
+    }
+
+    fn exited(&mut self, pid: i32, status: WaitStatus) {
+        let now = Instant::now();
+        let Some(i) = self.procs.iter().position(|p| p.pid == pid) else {
+            // An orphan (or a zygote's worker whose `Spawned` reply is still on its way).
+            let waiting = self
+                .generations
+                .iter()
+                .any(|g| g.zygote.as_ref().is_some_and(|z| !z.pending.is_empty()));
+            if waiting {
+                self.unknown_reaped.push((pid, status, now));
+            }
+            return;
+        };
+        let p = self.procs.swap_remove(i);
+        self.process_gone(&p.gone(), status, now);
+    }
+
+    /// Bookkeeping for a child that is gone: its slot, the respawn of a worker, the
+    /// replacement of a zygote, or the end of the instance (`need-app`).
+    fn process_gone(&mut self, p: &Gone, status: WaitStatus, now: Instant) {
+        let lived = now.saturating_duration_since(p.spawned);
+        let how = describe(status);
+        let code = status.exit_status();
+        let current = self.current_number();
+        let need_app = self
+            .generation(p.generation)
+            .is_some_and(|g| g.plan.need_app);
+        match p.kind {
+            Kind::Worker { id, slot, board } => {
+                self.release_slot(board, slot, Some(id));
+                if self.stopping.is_some() {
+                    log!("{} stopped ({how})", p.what());
+                    return;
+                }
+                if code == Some(22) && need_app {
+                    log!("{} could not load the app ({how})", p.what());
+                    self.begin_stop(22, "need-app is set: stopping the instance");
+                    return;
+                }
+                if p.generation == current && (!p.told_to_stop || p.harakiri) {
+                    let recycled = code == Some(0) || p.harakiri;
+                    let Some(seat) = self.seats.get_mut(id - 1) else {
+                        return;
+                    };
+                    let delay = seat.backoff.delay(lived, recycled);
+                    seat.due = Some(now + delay);
+                    if code == Some(0) {
+                        log!("{} exited ({how}): recycling it", p.what());
+                    } else if delay.is_zero() {
+                        log!(
+                            "{} died ({how}) after {}: respawning",
+                            p.what(),
+                            secs(lived)
+                        );
+                    } else {
+                        log!(
+                            "{} died ({how}) after {}: respawning in {}",
+                            p.what(),
+                            secs(lived),
+                            millis(delay)
+                        );
+                    }
+                } else {
+                    log!("{} stopped ({how})", p.what());
+                }
+            }
+            Kind::Zygote => {
+                if let Some(g) = self
+                    .generations
+                    .iter_mut()
+                    .find(|g| g.number == p.generation)
+                    && let Some(z) = g.zygote.as_mut()
+                {
+                    z.alive = false;
+                }
+                if self.stopping.is_some() {
+                    log!("{} stopped ({how})", p.what());
+                    return;
+                }
+                if code == Some(22) && need_app {
+                    log!("{} could not load the app ({how})", p.what());
+                    self.begin_stop(22, "need-app is set: stopping the instance");
+                    return;
+                }
+                if p.generation == current && !p.told_to_stop {
+                    let delay = self.zygote_backoff.delay(lived, false);
+                    self.recycle_at = Some(now + delay);
+                    // Requests it did not answer are asked again of the new zygote.
+                    if let Some(z) = self.generations.last_mut().and_then(|g| g.zygote.as_mut()) {
+                        let pending = std::mem::take(&mut z.pending);
+                        let board = self.generations.last().map_or(0, |g| g.board);
+                        for (slot, _) in pending {
+                            self.release_slot(board, slot, None);
+                        }
+                    }
+                    log!(
+                        "{} died ({how}) after {}: a new zygote replaces it in {}, then its workers are recycled",
+                        p.what(),
+                        secs(lived),
+                        millis(delay)
+                    );
+                } else {
+                    log!("{} stopped ({how})", p.what());
+                }
+            }
+        }
+    }
+
+    /// Frees a scoreboard slot; counts the requests its process served toward the id.
+    fn release_slot(&mut self, board: u64, slot: usize, id: Option<usize>) {
+        let Some(b) = self.boards.iter_mut().find(|b| b.id == board) else {
+            return;
+        };
+        if let Some(u) = b.used.get_mut(slot) {
+            *u = false;
+        }
+        let s = b.slot(slot);
+        let served = s.get(WorkerField::Requests);
+        s.reset();
+        s.set_state(State::Empty);
+        if let Some(seat) = id.and_then(|id| self.seats.get_mut(id - 1)) {
+            seat.requests_before += served;
+        }
+    }
+
+    /// Everything that happens on time rather than on an event.
+    fn step(&mut self, now: Instant) {
+        self.unknown_reaped
+            .retain(|(_, _, t)| now.saturating_duration_since(*t) < UNKNOWN_MEMORY);
+        if self.stopping.is_some() {
+            return;
+        }
+        for p in &mut self.procs {
+            if let (Some(deadline), false) = (p.stop, p.killed)
+                && now >= deadline
+            {
+                log!(
+                    "{} did not stop within worker-reload-mercy: SIGKILL",
+                    p.what()
+                );
+                p.signal(Signal::KILL);
+                p.killed = true;
+            }
+        }
+        if self.recycle_at.is_some_and(|t| now >= t) {
+            self.recycle_at = None;
+            if let Some(g) = self.current() {
+                let (plan, exe) = (g.plan.clone(), g.exe.clone());
+                if let Err(e) = self.start_generation(plan, exe, Start::Recycle) {
+                    log!("cannot start a new zygote: {e}");
+                    let delay = self.zygote_backoff.delay(Duration::ZERO, false);
+                    self.recycle_at = Some(now + delay);
+                }
+            }
+        }
+        self.spawn_due(now);
+        self.advance_reload(now);
+        if now >= self.last_tick + TICK {
+            self.last_tick = now;
+            self.harakiri(now);
+            self.check_touch();
+        }
+        self.retire();
+    }
+
+    /// Asks for a reload; one asked while another runs waits for it (one at most), unless the
+    /// running one is stuck on workers that keep dying.
+    fn request_reload(&mut self, how: Start, why: &str) {
+        if self.stopping.is_some() {
+            return;
+        }
+        let current = self.current_number();
+        let running = self
+            .procs
+            .iter()
+            .any(|p| p.generation < current && p.stop.is_none());
+        let stuck = self.seats.iter().any(|s| s.backoff.is_throttling());
+        if how == Start::Graceful && running && !stuck {
+            if !self.reload_queued {
+                log!("{why}: a reload is under way; another one follows it");
+            }
+            self.reload_queued = true;
+            return;
+        }
+        self.reload_now(how, why);
+    }
+
+    fn reload_now(&mut self, how: Start, why: &str) {
+        let Some(old) = self.current() else {
+            return;
+        };
+        let kind = if how == Start::Brutal {
+            "brutal"
+        } else {
+            "graceful"
+        };
+        log!("{why}: {kind} reload");
+        let old_plan = old.plan.clone();
+        let old_exe = old.exe.clone();
+        let mut plan = match (self.reload)() {
+            Err(e) => {
+                log!("cannot re-read the options, keeping the old ones: {e}");
+                old_plan.clone()
+            }
+            Ok(options) => match Plan::from_options(&options) {
+                Err(e) => {
+                    log!("{e}");
+                    log!("keeping the old options");
+                    old_plan.clone()
+                }
+                Ok(p) => p,
+            },
+        };
+        let changed = plan.needs_restart(&old_plan);
+        if !changed.is_empty() {
+            log!(
+                "{} changed: that needs a restart of the instance; keeping the old ones",
+                changed.join(", ")
+            );
+            plan.sockets = old_plan.sockets.clone();
+            plan.listen = old_plan.listen;
+            plan.chmod_socket = old_plan.chmod_socket;
+            plan.chown_socket = old_plan.chown_socket;
+            plan.stats = old_plan.stats.clone();
+            plan.logto = old_plan.logto.clone();
+        }
+        let exe = if plan.worker == old_plan.worker && plan.plugins_dirs == old_plan.plugins_dirs {
+            Ok(old_exe)
+        } else {
+            crate::exe::find(&plan.worker, &self.exe_dir, &plan.plugins_dirs)
+        };
+        let exe = match exe {
+            Ok(e) => e,
+            Err(e) => {
+                log!("{e}: keeping the running workers");
+                return;
+            }
+        };
+        self.touch = plan
+            .touch_reload
+            .iter()
+            .map(|p| (p.clone(), mtime(p)))
+            .collect();
+        if let Err(e) = self.start_generation(plan, exe, how) {
+            log!("cannot start the new workers: {e}");
+        }
+    }
+
+    /// Starts generation `next_number` with `plan`.
+    fn start_generation(&mut self, plan: Plan, exe: PathBuf, how: Start) -> Result<(), RunError> {
+        let now = Instant::now();
+        let number = self.next_number;
+        self.next_number += 1;
+        let board = match self.current().and_then(|g| self.board(g.board)) {
+            Some(b) if b.workers == plan.processes * 2 && b.cores == plan.threads => b.id,
+            _ => {
+                let b = Board::create(number, plan.processes, plan.threads)?;
+                let id = b.id;
+                self.boards.push(b);
+                id
+            }
+        };
+        let options = spawn::options_memfd(&plan.options).map_err(|source| RunError::Setup {
+            step: "the options memfd",
+            source,
+        })?;
+        let mut generation = Generation {
+            number,
+            plan,
+            exe,
+            options,
+            board,
+            zygote: None,
+        };
+        if !generation.plan.lazy_apps {
+            self.spawn_zygote(&mut generation, now)?;
+        }
+        let processes = generation.plan.processes;
+        let threads = generation.plan.threads;
+        let lazy = generation.plan.lazy_apps;
+        self.generations.push(generation);
+        if self.seats.len() < processes {
+            self.seats.resize_with(processes, Seat::default);
+        }
+        for seat in self.seats.iter_mut().take(processes) {
+            seat.due = Some(now);
+        }
+        for seat in self.seats.iter_mut().skip(processes) {
+            seat.due = None;
+        }
+        if how == Start::Brutal {
+            for p in self.procs.iter_mut().filter(|p| p.generation < number) {
+                p.signal(Signal::INT);
+                p.stop = Some(now + STOP_GRACE);
+            }
+        }
+        let mode = if lazy {
+            "lazy-apps"
+        } else {
+            "prefork (zygote)"
+        };
+        log!("generation {number}: {processes} worker(s) of {threads} thread(s), {mode}");
+        self.spawn_due(now);
+        Ok(())
+    }
+
+    fn handoff<'a>(&'a self, g: &'a Generation) -> Option<Handoff<'a>> {
+        let board = self.board(g.board)?;
+        Some(Handoff {
+            exe: &g.exe,
+            sockets: self.sockets.iter().map(|b| b.fd.as_fd()).collect(),
+            sockets_env: self.sockets_env.clone(),
+            options: g.options.as_fd(),
+            scoreboard: board.fd.as_fd(),
+        })
+    }
+
+    fn spawn_zygote(&mut self, g: &mut Generation, now: Instant) -> Result<(), RunError> {
+        let setup = |e: Errno| RunError::Setup {
+            step: "the zygote socket",
+            source: e.into(),
+        };
+        let (ours, theirs) = rustix::net::socketpair(
+            rustix::net::AddressFamily::UNIX,
+            rustix::net::SocketType::SEQPACKET,
+            SocketFlags::CLOEXEC,
+            None,
+        )
+        .map_err(setup)?;
+        // Non-blocking on the master's side only (the flag belongs to each end's own open
+        // file description): the zygote may block on its end.
+        rustix::io::ioctl_fionbio(&ours, true).map_err(setup)?;
+        let child = {
+            let h = self.handoff(g).ok_or_else(|| RunError::Setup {
+                step: "the zygote",
+                source: std::io::Error::other("no scoreboard"),
+            })?;
+            spawn::spawn(&h, Role::Zygote, None, Some(theirs.as_fd())).map_err(|e| {
+                RunError::Setup {
+                    step: "the zygote",
+                    source: std::io::Error::other(e),
+                }
+            })?
+        };
+        drop(theirs);
+        epoll::add(
+            &self.epoll,
+            &ours,
+            epoll::EventData::new_u64(TOKEN_ZYGOTE + g.number),
+            epoll::EventFlags::IN,
+        )
+        .map_err(setup)?;
+        log!(
+            "spawned zygote (pid {}) for generation {}: it loads the app once and forks the workers",
+            child.pid,
+            g.number
+        );
+        self.procs.push(Proc {
+            pid: child.pid,
+            pidfd: child.pidfd,
+            generation: g.number,
+            kind: Kind::Zygote,
+            spawned: now,
+            stop: None,
+            killed: false,
+            harakiri: false,
+        });
+        g.zygote = Some(Zygote {
+            sock: ours,
+            alive: true,
+            pending: Vec::new(),
+        });
+        Ok(())
+    }
+
+    /// Spawns (or asks the zygote for) every worker of the current generation whose time came.
+    fn spawn_due(&mut self, now: Instant) {
+        if self.stopping.is_some() {
+            return;
+        }
+        let Some(g) = self.current() else {
+            return;
+        };
+        let number = g.number;
+        let processes = g.plan.processes;
+        if g.zygote.as_ref().is_some_and(|z| !z.alive) {
+            return;
+        }
+        for id in 1..=processes {
+            let Some(seat) = self.seats.get(id - 1) else {
+                continue;
+            };
+            if seat.due.is_none_or(|d| d > now) {
+                continue;
+            }
+            let has_one = self.procs.iter().any(|p| {
+                p.generation == number
+                    && p.stop.is_none()
+                    && matches!(p.kind, Kind::Worker { id: i, .. } if i == id)
+            });
+            let asked = self
+                .current()
+                .and_then(|g| g.zygote.as_ref())
+                .is_some_and(|z| z.pending.iter().any(|(_, i)| *i == id));
+            if has_one || asked {
+                if let Some(seat) = self.seats.get_mut(id - 1) {
+                    seat.due = None;
+                }
+                continue;
+            }
+            self.spawn_worker(id, now);
+        }
+    }
+
+    fn spawn_worker(&mut self, id: usize, now: Instant) {
+        let Some(g) = self.generations.last() else {
+            return;
+        };
+        let number = g.number;
+        let processes = g.plan.processes;
+        let Some(board) = self.board(g.board) else {
+            return;
+        };
+        // Generations alternate between the id's two slots; either will do.
+        let preferred = if number % 2 == 0 { id + processes } else { id };
+        let other = if preferred == id { id + processes } else { id };
+        let Some(slot) = [preferred, other]
+            .into_iter()
+            .find(|s| board.used.get(*s) == Some(&false))
+        else {
+            // Both slots hold processes still stopping: wait for one to go.
+            return;
+        };
+        let board_id = board.id;
+        let Some(seat) = self.seats.get_mut(id - 1) else {
+            return;
+        };
+        seat.due = None;
+        let respawns = seat.spawns;
+        let harakiri = seat.harakiri;
+        seat.spawns += 1;
+        if let Some(b) = self.boards.iter_mut().find(|b| b.id == board_id) {
+            b.used[slot] = true;
+            let s = b.slot(slot);
+            s.reset();
+            s.set(WorkerField::RespawnCount, respawns);
+            s.set(WorkerField::HarakiriCount, harakiri);
+            s.set(WorkerField::LastSpawn, unix_now());
+        }
+        let Some(g) = self.generations.last() else {
+            return;
+        };
+        if let Some(z) = &g.zygote {
+            let msg = ZygoteRequest::Spawn {
+                id: u32::try_from(slot).unwrap_or(u32::MAX),
+            }
+            .encode();
+            match rustix::net::send(&z.sock, msg.as_bytes(), SendFlags::NOSIGNAL) {
+                Ok(_) => {
+                    if let Some(z) = self.generations.last_mut().and_then(|g| g.zygote.as_mut()) {
+                        z.pending.push((slot, id));
+                    }
+                }
+                Err(e) => {
+                    log!("cannot ask the zygote for worker {id}: {e}");
+                    self.spawn_failed(board_id, slot, id, now);
+                }
+            }
+            return;
+        }
+        let spawned = match self.handoff(g) {
+            Some(h) => spawn::spawn(&h, Role::Worker, Some(slot), None).map_err(|e| e.to_string()),
+            None => Err("no scoreboard".to_string()),
+        };
+        match spawned {
+            Ok(child) => {
+                if respawns == 0 {
+                    log!(
+                        "spawned worker {id} (pid {}, cores {})",
+                        child.pid,
+                        g.plan.threads
+                    );
+                } else {
+                    log!("respawned worker {id} (new pid {})", child.pid);
+                }
+                self.procs.push(Proc {
+                    pid: child.pid,
+                    pidfd: child.pidfd,
+                    generation: number,
+                    kind: Kind::Worker {
+                        id,
+                        slot,
+                        board: board_id,
+                    },
+                    spawned: now,
+                    stop: None,
+                    killed: false,
+                    harakiri: false,
+                });
+            }
+            Err(e) => {
+                log!("cannot spawn worker {id}: {e}");
+                self.spawn_failed(board_id, slot, id, now);
+            }
+        }
+    }
+
+    fn spawn_failed(&mut self, board: u64, slot: usize, id: usize, now: Instant) {
+        self.release_slot(board, slot, None);
+        if let Some(seat) = self.seats.get_mut(id - 1) {
+            let delay = seat.backoff.delay(Duration::ZERO, false);
+            seat.due = Some(now + delay);
+        }
+    }
+
+    /// Reads a zygote's replies.
+    fn zygote_readable(&mut self, number: u64) {
+        let mut buf = [0u8; 512];
+        loop {
+            let Some(g) = self.generations.iter().find(|g| g.number == number) else {
+                return;
+            };
+            let Some(z) = &g.zygote else {
+                return;
+            };
+            let n = match rustix::net::recv(&z.sock, &mut buf, RecvFlags::DONTWAIT) {
+                Ok((0, _)) | Err(Errno::CONNRESET) => {
+                    // The zygote closed its end: it is gone or going; its exit is reaped.
+                    let _ = epoll::delete(&self.epoll, &z.sock);
+                    return;
+                }
+                Ok((n, _)) => n,
+                Err(Errno::INTR) => continue,
+                Err(_) => return,
+            };
+            let text = String::from_utf8_lossy(&buf[..n.min(buf.len())]).into_owned();
+            match ZygoteReply::decode(&text) {
+                Ok(ZygoteReply::Spawned { id, pid }) => self.zygote_spawned(number, id, pid),
+                Ok(ZygoteReply::Failed { id, reason }) => {
+                    let Some((slot, worker)) = self.take_pending(number, id) else {
+                        continue;
+                    };
+                    log!("the zygote could not fork worker {worker}: {reason}");
+                    let board = self.generation(number).map_or(0, |g| g.board);
+                    self.spawn_failed(board, slot, worker, Instant::now());
+                }
+                Err(e) => log!("zygote of generation {number}: {e}"),
+            }
+        }
+    }
+
+    fn take_pending(&mut self, number: u64, slot: u32) -> Option<(usize, usize)> {
+        let z = self
+            .generations
+            .iter_mut()
+            .find(|g| g.number == number)?
+            .zygote
+            .as_mut()?;
+        let i = z
+            .pending
+            .iter()
+            .position(|(s, _)| u32::try_from(*s).ok() == Some(slot))?;
+        Some(z.pending.swap_remove(i))
+    }
+
+    fn zygote_spawned(&mut self, number: u64, slot: u32, pid: i32) {
+        let now = Instant::now();
+        let Some((slot, id)) = self.take_pending(number, slot) else {
+            log!(
+                "the zygote of generation {number} names a worker slot {slot} it was not asked for"
+            );
+            return;
+        };
+        let board = self.generation(number).map_or(0, |g| g.board);
+        let respawn = self.seats.get(id - 1).is_some_and(|s| s.spawns > 1);
+        if let Some(i) = self.unknown_reaped.iter().position(|(p, _, _)| *p == pid) {
+            // It died before its reply arrived, and was reaped as an unknown pid.
+            let (_, status, reaped) = self.unknown_reaped.swap_remove(i);
+            let gone = Gone {
+                pid,
+                generation: number,
+                kind: Kind::Worker { id, slot, board },
+                spawned: reaped,
+                told_to_stop: false,
+                harakiri: false,
+            };
+            self.process_gone(&gone, status, reaped);
+            return;
+        }
+        match spawn::adopt(pid) {
+            Ok(child) => {
+                if respawn {
+                    log!(
+                        "respawned worker {id} (new pid {}) from the zygote",
+                        child.pid
+                    );
+                } else {
+                    log!("spawned worker {id} (pid {}) from the zygote", child.pid);
+                }
+                let p = Proc {
+                    pid: child.pid,
+                    pidfd: child.pidfd,
+                    generation: number,
+                    kind: Kind::Worker { id, slot, board },
+                    spawned: now,
+                    stop: None,
+                    killed: false,
+                    harakiri: false,
+                };
+                if self.stopping.is_some() {
+                    p.signal(Signal::INT);
+                }
+                self.procs.push(p);
+            }
+            Err(e) => {
+                log!(
+                    "the zygote says it forked worker {id} as pid {pid}, but that is no child of the master ({e})"
+                );
+                self.spawn_failed(board, slot, id, now);
+            }
+        }
+    }
+
+    /// Stops the old generation's workers whose replacements accept, and the old zygotes
+    /// once every new worker accepts; then starts a queued reload.
+    fn advance_reload(&mut self, now: Instant) {
+        let Some(g) = self.current() else {
+            return;
+        };
+        let number = g.number;
+        let processes = g.plan.processes;
+        let mercy = g.plan.worker_reload_mercy;
+        if !self
+            .procs
+            .iter()
+            .any(|p| p.generation < number && p.stop.is_none())
+        {
+            return;
+        }
+        let mut accepting = vec![false; processes + 1];
+        for p in &self.procs {
+            if let Kind::Worker { id, slot, board } = p.kind
+                && p.generation == number
+                && p.stop.is_none()
+                && id <= processes
+                && self
+                    .board(board)
+                    .is_some_and(|b| b.slot(slot).state() == State::Accepting)
+            {
+                accepting[id] = true;
+            }
+        }
+        let all = accepting.iter().skip(1).all(|a| *a);
+        for p in self.procs.iter_mut() {
+            if p.generation >= number || p.stop.is_some() {
+                continue;
+            }
+            let retire = match p.kind {
+                Kind::Worker { id, .. } => accepting.get(id).copied().unwrap_or(all),
+                Kind::Zygote => all,
+            };
+            if retire {
+                let sig = if p.kind == Kind::Zygote {
+                    Signal::TERM
+                } else {
+                    Signal::HUP
+                };
+                log!(
+                    "{} of generation {} is replaced: stopping it gracefully",
+                    p.what(),
+                    p.generation
+                );
+                p.signal(sig);
+                p.stop = Some(now + mercy);
+            }
+        }
+        if all && self.reload_queued {
+            self.reload_queued = false;
+            self.reload_now(Start::Graceful, "queued reload");
+        }
+    }
+
+    /// Drops generations and scoreboards no process uses any more.
+    fn retire(&mut self) {
+        let current = self.current_number();
+        let procs = &self.procs;
+        self.generations.retain(|g| {
+            g.number == current
+                || procs.iter().any(|p| p.generation == g.number)
+                || g.zygote.as_ref().is_some_and(|z| !z.pending.is_empty())
+        });
+        let keep: Vec<u64> = self.generations.iter().map(|g| g.board).collect();
+        self.boards
+            .retain(|b| keep.contains(&b.id) || b.used.iter().any(|u| *u));
+    }
+
+    fn check_touch(&mut self) {
+        let mut touched = None;
+        for (path, last) in &mut self.touch {
+            let now = mtime(path);
+            if now != *last {
+                *last = now;
+                if now.is_some() && touched.is_none() {
+                    touched = Some(path.display().to_string());
+                }
+            }
+        }
+        if let Some(path) = touched {
+            self.request_reload(Start::Graceful, &format!("`{path}` was touched"));
+        }
+    }
+
+    /// Kills the workers whose request ran past `harakiri`, answering their client 504.
+    fn harakiri(&mut self, now: Instant) {
+        let now_us = monotonic_micros();
+        let mut victims = Vec::new();
+        for (i, p) in self.procs.iter().enumerate() {
+            let Kind::Worker { slot, board, .. } = p.kind else {
+                continue;
+            };
+            let limit = self.generation(p.generation).map_or(0, |g| g.plan.harakiri);
+            if limit == 0 || p.killed {
+                continue;
+            }
+            let Some(b) = self.board(board) else {
+                continue;
+            };
+            let s = b.slot(slot);
+            for c in 0..s.cores() {
+                let start = s.core(c).get(CoreField::RequestStart);
+                if start != 0 && now_us.saturating_sub(start) > limit * 1_000_000 {
+                    victims.push((i, c, start, limit));
+                    break;
+                }
+            }
+        }
+        for (i, core, start, limit) in victims {
+            self.kill_for_harakiri(i, core, start, limit, now);
+        }
+    }
+
+    fn kill_for_harakiri(&mut self, i: usize, core: usize, start: u64, limit: u64, now: Instant) {
+        let Some(p) = self.procs.get(i) else {
+            return;
+        };
+        let Kind::Worker { id, slot, board } = p.kind else {
+            return;
+        };
+        let Some(b) = self.board(board) else {
+            return;
+        };
+        // Frozen, the worker cannot finish (or start) a response while the master looks.
+        p.signal(Signal::STOP);
+        let c = b.slot(slot).core(core);
+        if c.get(CoreField::RequestStart) != start {
+            // It finished the request meanwhile.
+            p.signal(Signal::CONT);
+            return;
+        }
+        let label = c.label();
+        let ran = monotonic_micros().saturating_sub(start) / 1_000_000;
+        let fd_plus_one = c.get(CoreField::ClientFdPlusOne);
+        if c.get(CoreField::ResponseStarted) == 0 && fd_plus_one > 0 {
+            let fd = i32::try_from(fd_plus_one - 1).unwrap_or(-1);
+            match rustix::process::pidfd_getfd(
+                &p.pidfd,
+                fd,
+                rustix::process::PidfdGetfdFlags::empty(),
+            ) {
+                Ok(client) => answer_504(&client, limit),
+                Err(e) => log!(
+                    "cannot take the client socket of {} to answer 504: {e}",
+                    p.what()
+                ),
+            }
+        }
+        p.signal(Signal::KILL);
+        log!("HARAKIRI {}: \"{label}\" ran for {ran} s", p.what());
+        let b = b.slot(slot);
+        b.add(WorkerField::HarakiriCount, 1);
+        if let Some(p) = self.procs.get_mut(i) {
+            p.killed = true;
+            p.harakiri = true;
+            p.stop.get_or_insert(now);
+        }
+        if let Some(seat) = self.seats.get_mut(id - 1) {
+            seat.harakiri += 1;
+        }
+    }
+
+    fn serve_stats(&mut self) {
+        loop {
+            let Some(listener) = &self.stats else {
+                return;
+            };
+            let conn = match rustix::net::accept_with(&listener.fd, SocketFlags::CLOEXEC) {
+                Ok(c) => c,
+                Err(Errno::INTR) => continue,
+                Err(_) => return,
+            };
+            let doc = self.stats_document();
+            let mut text = doc.to_string();
+            text.push('\n');
+            // A client that does not read cannot stall the master for long.
+            let _ = rustix::net::sockopt::set_socket_timeout(
+                &conn,
+                rustix::net::sockopt::Timeout::Send,
+                Some(Duration::from_millis(500)),
+            );
+            let mut rest = text.as_bytes();
+            while !rest.is_empty() {
+                match rustix::net::send(&conn, rest, SendFlags::NOSIGNAL) {
+                    Ok(0) => break,
+                    Ok(n) => rest = &rest[n.min(rest.len())..],
+                    Err(Errno::INTR) => {}
+                    Err(_) => break,
+                }
+            }
+            let _ = rustix::net::shutdown(&conn, Shutdown::Write);
+        }
+    }
+
+    fn stats_document(&mut self) -> serde_json::Value {
+        let backlog = self.current().map_or(0, |g| g.plan.listen);
+        let socket_names: Vec<(String, &'static str)> = self
+            .current()
+            .map(|g| {
+                g.plan
+                    .sockets
+                    .iter()
+                    .map(|s| (s.name.clone(), s.proto.as_str()))
+                    .collect()
+            })
+            .unwrap_or_default();
+        let sockets: Vec<stats::SocketStat> = self
+            .sockets
+            .iter()
+            .zip(socket_names)
+            .map(|(b, (name, proto))| {
+                let (queue, max_queue) = sockets::queue(b, backlog);
+                stats::SocketStat {
+                    name,
+                    proto,
+                    queue,
+                    max_queue,
+                }
+            })
+            .collect();
+        let current = self.current_number();
+        let processes = self.current().map_or(0, |g| g.plan.processes);
+        let mut workers = Vec::new();
+        for id in 1..=processes {
+            // The process serving the id: the current generation's, else the newest.
+            let p = self
+                .procs
+                .iter()
+                .filter(|p| matches!(p.kind, Kind::Worker { id: i, .. } if i == id))
+                .max_by_key(|p| (p.generation == current && p.stop.is_none(), p.generation));
+            let seat = self.seats.get(id - 1);
+            let (rss, vsz) = p.map_or((0, 0), |p| stats::memory(p.pid));
+            let facts = stats::WorkerFacts {
+                id,
+                pid: p.map_or(0, |p| p.pid),
+                requests_before: seat.map_or(0, |s| s.requests_before),
+                respawn_count: seat.map_or(0, |s| s.spawns.saturating_sub(1)),
+                harakiri_count: seat.map_or(0, |s| s.harakiri),
+                rss,
+                vsz,
+            };
+            let slot = p.and_then(|p| match p.kind {
+                Kind::Worker { slot, board, .. } => self.board(board).map(|b| b.slot(slot)),
+                Kind::Zygote => None,
+            });
+            workers.push(stats::worker(&facts, slot));
+        }
+        let master = stats::MasterFacts {
+            pid: rustix::process::getpid().as_raw_nonzero().get(),
+            uid: rustix::process::getuid().as_raw(),
+            gid: rustix::process::getgid().as_raw(),
+            cwd: std::env::current_dir()
+                .map(|p| p.display().to_string())
+                .unwrap_or_default(),
+        };
+        stats::document(&master, &sockets, workers)
+    }
+}
+
+/// Writes `504 Gateway Timeout` to a client whose request harakiri cut short.
+fn answer_504(client: &OwnedFd, limit: u64) {
+    let body = format!("the request ran longer than harakiri allows ({limit} s)\n");
+    let response = format!(
+        "HTTP/1.1 504 Gateway Timeout\r\nContent-Type: text/plain\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}",
+        body.len()
+    );
+    let _ = rustix::net::send(
+        client,
+        response.as_bytes(),
+        SendFlags::NOSIGNAL | SendFlags::DONTWAIT,
+    );
+    let _ = rustix::net::shutdown(client, Shutdown::Both);
+}
+
+/// Builds [`handoff::SOCKETS`] for the bound sockets.
+pub(crate) fn sockets_env(plan: &Plan, bound: &[Bound]) -> String {
+    let listeners: Vec<handoff::Listener> = plan
+        .sockets
+        .iter()
+        .zip(bound)
+        .map(|(s, b)| handoff::Listener {
+            fd: b.fd.as_raw_fd(),
+            proto: s.proto,
+            name: s.name.clone(),
+        })
+        .collect();
+    handoff::encode_listeners(&listeners)
+}
