@@ -35,11 +35,6 @@ impl Backoff {
         self.next = (self.next * 2).min(MOST);
         delay
     }
-
-    /// Whether the last death was quick (a delay is running or would run).
-    pub(crate) fn is_throttling(&self) -> bool {
-        self.next > FIRST
-    }
 }
 
 #[cfg(test)]
@@ -52,9 +47,7 @@ mod tests {
         let quick = Duration::from_millis(10);
         let delays: Vec<u128> = (0..9).map(|_| b.delay(quick, false).as_millis()).collect();
         assert_eq!(delays, [125, 250, 500, 1000, 2000, 4000, 8000, 8000, 8000]);
-        assert!(b.is_throttling());
         assert_eq!(b.delay(Duration::from_secs(2), false), Duration::ZERO);
-        assert!(!b.is_throttling());
         assert_eq!(b.delay(quick, false), FIRST);
     }
 

@@ -9,7 +9,6 @@
 
 use std::io::Write as _;
 use std::os::fd::{AsFd, AsRawFd, BorrowedFd, OwnedFd};
-use std::os::unix::process::CommandExt as _;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 
@@ -134,9 +133,6 @@ pub(crate) fn spawn(
         Some(fd) => cmd.env(handoff::ZYGOTE_FD, fd.as_raw_fd().to_string()),
         None => cmd.env_remove(handoff::ZYGOTE_FD),
     };
-    // The worker's own process group would keep a terminal's Ctrl-C from reaching it twice;
-    // uWSGI keeps workers in the master's group, and so does liege.
-    cmd.process_group(0);
     let fds = h
         .sockets
         .iter()

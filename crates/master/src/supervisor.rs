@@ -484,12 +484,12 @@ impl<'r> Supervisor<'r> {
 
     /// When the loop must wake next.
     fn next_wake(&self, now: Instant) -> Instant {
+        if let Some(s) = &self.stopping {
+            // Children ending wake the loop (SIGCHLD); the deadline is the only timer.
+            return s.deadline.max(now);
+        }
         let mut at = self.last_tick + TICK;
         let mut consider = |t: Instant| at = at.min(t);
-        if let Some(s) = &self.stopping {
-            consider(s.deadline);
-            return at.max(now);
-        }
         let current = self.current_number();
         for seat in &self.seats {
             if let Some(due) = seat.due {
@@ -583,7 +583,10 @@ impl<'r> Supervisor<'r> {
     /// namespace, every orphan re-parented to it.
     fn reap(&mut self) {
         loop {
-            match rustix::process::waitpid(None, WaitOptions::NOHANG) {
+            // `wait` is waitpid(-1): any child, whatever its process group (rustix's
+            // `waitpid(None)` is waitpid(0), the caller's group only, which would miss
+            // orphans).
+            match rustix::process::wait(WaitOptions::NOHANG) {
                 Ok(Some((pid, status))) => self.exited(pid.as_raw_nonzero().get(), status),
                 Ok(None) | Err(Errno::CHILD) => break,
                 Err(Errno::INTR) => {}
@@ -690,11 +693,15 @@ impl<'r> Supervisor<'r> {
                             self.release_slot(board, slot, None);
                         }
                     }
+                    let when = if delay.is_zero() {
+                        String::new()
+                    } else {
+                        format!(" in {}", millis(delay))
+                    };
                     log!(
-                        "{} died ({how}) after {}: a new zygote replaces it in {}, then its workers are recycled",
+                        "{} died ({how}) after {}: a new zygote replaces it{when}, then its workers are recycled",
                         p.what(),
                         secs(lived),
-                        millis(delay)
                     );
                 } else {
                     log!("{} stopped ({how})", p.what());
@@ -771,7 +778,9 @@ impl<'r> Supervisor<'r> {
             .procs
             .iter()
             .any(|p| p.generation < current && p.stop.is_none());
-        let stuck = self.seats.iter().any(|s| s.backoff.is_throttling());
+        // Stuck: a new worker died young and waits for its respawn delay.
+        let now = Instant::now();
+        let stuck = self.seats.iter().any(|s| s.due.is_some_and(|d| d > now));
         if how == Start::Graceful && running && !stuck {
             if !self.reload_queued {
                 log!("{why}: a reload is under way; another one follows it");
@@ -848,6 +857,7 @@ impl<'r> Supervisor<'r> {
         let now = Instant::now();
         let number = self.next_number;
         self.next_number += 1;
+        self.recycle_at = None;
         let board = match self.current().and_then(|g| self.board(g.board)) {
             Some(b) if b.workers == plan.processes * 2 && b.cores == plan.threads => b.id,
             _ => {
@@ -861,6 +871,15 @@ impl<'r> Supervisor<'r> {
             step: "the options memfd",
             source,
         })?;
+        let processes = plan.processes;
+        let threads = plan.threads;
+        let lazy = plan.lazy_apps;
+        let mode = if lazy {
+            "lazy-apps"
+        } else {
+            "prefork (zygote)"
+        };
+        log!("generation {number}: {processes} worker(s) of {threads} thread(s), {mode}");
         let mut generation = Generation {
             number,
             plan,
@@ -869,12 +888,9 @@ impl<'r> Supervisor<'r> {
             board,
             zygote: None,
         };
-        if !generation.plan.lazy_apps {
+        if !lazy {
             self.spawn_zygote(&mut generation, now)?;
         }
-        let processes = generation.plan.processes;
-        let threads = generation.plan.threads;
-        let lazy = generation.plan.lazy_apps;
         self.generations.push(generation);
         if self.seats.len() < processes {
             self.seats.resize_with(processes, Seat::default);
@@ -891,12 +907,6 @@ impl<'r> Supervisor<'r> {
                 p.stop = Some(now + STOP_GRACE);
             }
         }
-        let mode = if lazy {
-            "lazy-apps"
-        } else {
-            "prefork (zygote)"
-        };
-        log!("generation {number}: {processes} worker(s) of {threads} thread(s), {mode}");
         self.spawn_due(now);
         Ok(())
     }
@@ -1227,11 +1237,16 @@ impl<'r> Supervisor<'r> {
         let number = g.number;
         let processes = g.plan.processes;
         let mercy = g.plan.worker_reload_mercy;
-        if !self
-            .procs
-            .iter()
-            .any(|p| p.generation < number && p.stop.is_none())
-        {
+        let running = |procs: &[Proc]| {
+            procs
+                .iter()
+                .any(|p| p.generation < number && p.stop.is_none())
+        };
+        if !running(&self.procs) {
+            if self.reload_queued {
+                self.reload_queued = false;
+                self.reload_now(Start::Graceful, "queued reload");
+            }
             return;
         }
         let mut accepting = vec![false; processes + 1];
@@ -1271,7 +1286,7 @@ impl<'r> Supervisor<'r> {
                 p.stop = Some(now + mercy);
             }
         }
-        if all && self.reload_queued {
+        if !running(&self.procs) && self.reload_queued {
             self.reload_queued = false;
             self.reload_now(Start::Graceful, "queued reload");
         }
