@@ -252,6 +252,8 @@ struct Seat {
     backoff: Backoff,
     /// When to spawn the next process for this id.
     due: Option<Instant>,
+    /// Whether the log says this id waits for a free scoreboard slot.
+    waiting_logged: bool,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -493,7 +495,9 @@ impl<'r> Supervisor<'r> {
         let current = self.current_number();
         for seat in &self.seats {
             if let Some(due) = seat.due {
-                consider(due);
+                // A spawn still due after `step` waits for a free slot (an old process still
+                // stopping) or for the zygote: look again shortly, without spinning.
+                consider(due.max(now + RELOAD_POLL));
             }
         }
         if let Some(t) = self.recycle_at {
@@ -606,7 +610,7 @@ impl<'r> Supervisor<'r> {
                 .generations
                 .iter()
                 .any(|g| g.zygote.as_ref().is_some_and(|z| !z.pending.is_empty()));
-            if waiting {
+            if waiting && self.unknown_reaped.len() < 4096 {
                 self.unknown_reaped.push((pid, status, now));
             }
             return;
@@ -1036,6 +1040,12 @@ impl<'r> Supervisor<'r> {
             .find(|s| board.used.get(*s) == Some(&false))
         else {
             // Both slots hold processes still stopping: wait for one to go.
+            if let Some(seat) = self.seats.get_mut(id - 1)
+                && !seat.waiting_logged
+            {
+                seat.waiting_logged = true;
+                log!("worker {id} waits for an older process of it to stop before it starts");
+            }
             return;
         };
         let board_id = board.id;
@@ -1043,6 +1053,7 @@ impl<'r> Supervisor<'r> {
             return;
         };
         seat.due = None;
+        seat.waiting_logged = false;
         let respawns = seat.spawns;
         let harakiri = seat.harakiri;
         seat.spawns += 1;

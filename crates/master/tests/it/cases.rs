@@ -29,6 +29,10 @@ pub(crate) static ALL: &[(&str, fn())] = &[
         sighup_replaces_every_worker_without_a_failed_request,
     ),
     (
+        "a_reload_asked_during_a_reload_is_queued_once",
+        a_reload_asked_during_a_reload_is_queued_once,
+    ),
+    (
         "touch_reload_replaces_the_workers",
         touch_reload_replaces_the_workers,
     ),
@@ -368,6 +372,48 @@ fn sighup_replaces_every_worker_without_a_failed_request() {
     assert_eq!(inst.stop(), Some(0));
 }
 
+fn a_reload_asked_during_a_reload_is_queued_once() {
+    let mut inst = Instance::new();
+    let (port, stats_port) = (free_port(), free_port());
+    let stats_addr = format!("127.0.0.1:{stats_port}");
+    inst.start(
+        &[
+            "--http-socket",
+            &format!("127.0.0.1:{port}"),
+            "--processes",
+            "2",
+            "--stats",
+            &stats_addr,
+        ],
+        &[("FAKE_LOAD_DELAY", "1")],
+    );
+    stats_until(&stats_addr, all_accepting);
+    inst.signal(Signal::HUP);
+    assert!(inst.wait_for_log("generation 2:", LONG));
+    // While generation 2 loads, two more reloads are asked: one follows, once.
+    inst.signal(Signal::HUP);
+    std::thread::sleep(Duration::from_millis(100));
+    inst.signal(Signal::HUP);
+    assert!(inst.wait_for_log("generation 3:", LONG), "{}", inst.log());
+    let log = inst.log();
+    let queued = log
+        .find("another one follows it")
+        .expect("the queue is logged");
+    let third = log.find("generation 3:").unwrap_or(0);
+    let replaced = log
+        .find("of generation 1 is replaced")
+        .expect("generation 1 replaced");
+    assert!(replaced < third && queued < third, "{log}");
+    assert_eq!(log.matches("another one follows it").count(), 1, "{log}");
+    let doc = stats_until(&stats_addr, |d| {
+        all_accepting(d) && inst.log().contains("of generation 2 is replaced")
+    });
+    assert!(all_accepting(&doc), "{doc}");
+    std::thread::sleep(Duration::from_millis(500));
+    assert!(!inst.log().contains("generation 4:"), "{}", inst.log());
+    assert_eq!(inst.stop(), Some(0));
+}
+
 fn touch_reload_replaces_the_workers() {
     let mut inst = Instance::new();
     let (port, stats_port) = (free_port(), free_port());
@@ -517,12 +563,12 @@ fn harakiri_answers_504_and_replaces_the_worker() {
     let r = get(&addr, "/sleep").unwrap();
     assert_eq!(r.status, 504, "{r:?}");
     assert!(r.body.contains("harakiri"), "{r:?}");
-    let log = inst.log();
+    // The client may read its 504 before the master logs the kill.
     let want = format!(
         "HARAKIRI worker 1 (pid {}): \"GET /sleep\" ran for",
         before[0]
     );
-    assert!(log.contains(&want), "{want} in {log}");
+    assert!(inst.wait_for_log(&want, LONG), "{want} in {}", inst.log());
     let doc = stats_until(&stats_addr, |d| {
         all_accepting(d) && worker_pids(d)[0] != before[0]
     });
