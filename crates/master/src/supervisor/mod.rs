@@ -8,27 +8,33 @@
 //! is addressed through the pidfd opened when it was spawned (or adopted from a zygote); a pid
 //! is only ever compared with the one `waitpid` returns for a child the master itself reaped.
 
+mod board;
+mod harakiri;
+mod signals;
+mod stats_server;
+mod zygote;
+
 use std::os::fd::{AsFd, AsRawFd, OwnedFd};
 use std::path::PathBuf;
-use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
-use liege_proto::handoff::{self, Role, ZygoteReply, ZygoteRequest};
-use liege_proto::scoreboard::{CoreField, Scoreboard, State, WorkerField, WorkerSlot};
-use liege_sys::shm::SharedWords;
+use liege_proto::handoff::{self, Role, ZygoteRequest};
+use liege_proto::scoreboard::{State, WorkerField};
 use rustix::event::epoll;
 use rustix::io::Errno;
-use rustix::net::{RecvFlags, SendFlags, Shutdown, SocketFlags};
+use rustix::net::SendFlags;
 use rustix::process::{Signal, WaitOptions, WaitStatus};
 
 use crate::backoff::Backoff;
 use crate::log;
 use crate::plan::Plan;
-use crate::sockets::{self, Bound};
+use crate::sockets::Bound;
 use crate::spawn::{self, Handoff};
-use crate::stats;
 use crate::{Reload, RunError};
+use board::Board;
+use signals::Signals;
+use zygote::Zygote;
 
 /// How long a stop waits for the children after SIGINT before it SIGKILLs them.
 const STOP_GRACE: Duration = Duration::from_secs(5);
@@ -44,132 +50,6 @@ const TOKEN_SIGNALS: u64 = 1;
 const TOKEN_STATS: u64 = 2;
 /// Plus the generation number.
 const TOKEN_ZYGOTE: u64 = 1 << 32;
-
-/// The signals the master handles, each with a flag its handler sets before it writes a byte
-/// to the wake-up pipe.
-struct Signals {
-    wake: OwnedFd,
-    chld: Arc<AtomicBool>,
-    hup: Arc<AtomicBool>,
-    int: Arc<AtomicBool>,
-    quit: Arc<AtomicBool>,
-    term: Arc<AtomicBool>,
-    ids: Vec<signal_hook::SigId>,
-}
-
-impl std::fmt::Debug for Signals {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("Signals").finish_non_exhaustive()
-    }
-}
-
-impl Signals {
-    fn register() -> Result<Signals, RunError> {
-        let setup = |e: std::io::Error| RunError::Setup {
-            step: "signal handlers",
-            source: e,
-        };
-        let (read, write) = rustix::pipe::pipe_with(
-            rustix::pipe::PipeFlags::CLOEXEC | rustix::pipe::PipeFlags::NONBLOCK,
-        )
-        .map_err(|e| setup(e.into()))?;
-        let mut s = Signals {
-            wake: read,
-            chld: Arc::default(),
-            hup: Arc::default(),
-            int: Arc::default(),
-            quit: Arc::default(),
-            term: Arc::default(),
-            ids: Vec::new(),
-        };
-        for (sig, flag) in [
-            (libc::SIGCHLD, &s.chld),
-            (libc::SIGHUP, &s.hup),
-            (libc::SIGINT, &s.int),
-            (libc::SIGQUIT, &s.quit),
-            (libc::SIGTERM, &s.term),
-        ] {
-            // The flag first: handlers run in the order they were registered, so the flag is
-            // set when the byte wakes the loop.
-            s.ids
-                .push(signal_hook::flag::register(sig, Arc::clone(flag)).map_err(setup)?);
-            let w = rustix::io::fcntl_dupfd_cloexec(&write, 3).map_err(|e| setup(e.into()))?;
-            s.ids
-                .push(signal_hook::low_level::pipe::register(sig, w).map_err(setup)?);
-        }
-        Ok(s)
-    }
-
-    fn drain(&self) {
-        let mut buf = [0u8; 64];
-        while matches!(rustix::io::read(&self.wake, &mut buf), Ok(n) if n > 0) {}
-    }
-}
-
-impl Drop for Signals {
-    fn drop(&mut self) {
-        for id in self.ids.drain(..) {
-            signal_hook::low_level::unregister(id);
-        }
-    }
-}
-
-/// A scoreboard: 2 × `processes` worker slots, so each worker id has a spare slot for the
-/// process that replaces it in a reload.
-#[derive(Debug)]
-struct Board {
-    id: u64,
-    fd: OwnedFd,
-    mem: SharedWords,
-    workers: usize,
-    cores: usize,
-    used: Vec<bool>,
-}
-
-impl Board {
-    fn create(id: u64, processes: usize, cores: usize) -> Result<Board, RunError> {
-        let workers = processes * 2;
-        let (fd, mem) = SharedWords::create(
-            "liege-scoreboard",
-            liege_proto::scoreboard::words(workers, cores),
-        )
-        .map_err(|e| RunError::Setup {
-            step: "the scoreboard",
-            source: std::io::Error::other(e),
-        })?;
-        let board = Board {
-            id,
-            fd,
-            mem,
-            workers,
-            cores,
-            used: vec![false; workers + 1],
-        };
-        board.sb().init();
-        Ok(board)
-    }
-
-    fn sb(&self) -> Scoreboard<'_> {
-        // The memory was made for exactly this shape in `create`.
-        Scoreboard::new(self.mem.words(), self.workers, self.cores)
-            .unwrap_or_else(|e| unreachable!("{e}"))
-    }
-
-    fn slot(&self, slot: usize) -> WorkerSlot<'_> {
-        self.sb().worker(slot)
-    }
-}
-
-/// A generation's zygote link.
-#[derive(Debug)]
-struct Zygote {
-    /// The master's end of the seqpacket pair.
-    sock: OwnedFd,
-    /// Whether its process runs (it is in `procs`).
-    alive: bool,
-    /// Spawn requests sent and not answered: (slot, worker id).
-    pending: Vec<(usize, usize)>,
-}
 
 /// One generation of workers.
 #[derive(Debug)]
@@ -926,64 +806,6 @@ impl<'r> Supervisor<'r> {
         })
     }
 
-    fn spawn_zygote(&mut self, g: &mut Generation, now: Instant) -> Result<(), RunError> {
-        let setup = |e: Errno| RunError::Setup {
-            step: "the zygote socket",
-            source: e.into(),
-        };
-        let (ours, theirs) = rustix::net::socketpair(
-            rustix::net::AddressFamily::UNIX,
-            rustix::net::SocketType::SEQPACKET,
-            SocketFlags::CLOEXEC,
-            None,
-        )
-        .map_err(setup)?;
-        // Non-blocking on the master's side only (the flag belongs to each end's own open
-        // file description): the zygote may block on its end.
-        rustix::io::ioctl_fionbio(&ours, true).map_err(setup)?;
-        let child = {
-            let h = self.handoff(g).ok_or_else(|| RunError::Setup {
-                step: "the zygote",
-                source: std::io::Error::other("no scoreboard"),
-            })?;
-            spawn::spawn(&h, Role::Zygote, None, Some(theirs.as_fd())).map_err(|e| {
-                RunError::Setup {
-                    step: "the zygote",
-                    source: std::io::Error::other(e),
-                }
-            })?
-        };
-        drop(theirs);
-        epoll::add(
-            &self.epoll,
-            &ours,
-            epoll::EventData::new_u64(TOKEN_ZYGOTE + g.number),
-            epoll::EventFlags::IN,
-        )
-        .map_err(setup)?;
-        log!(
-            "spawned zygote (pid {}) for generation {}: it loads the app once and forks the workers",
-            child.pid,
-            g.number
-        );
-        self.procs.push(Proc {
-            pid: child.pid,
-            pidfd: child.pidfd,
-            generation: g.number,
-            kind: Kind::Zygote,
-            spawned: now,
-            stop: None,
-            killed: false,
-            harakiri: false,
-        });
-        g.zygote = Some(Zygote {
-            sock: ours,
-            alive: true,
-            pending: Vec::new(),
-        });
-        Ok(())
-    }
-
     /// Spawns (or asks the zygote for) every worker of the current generation whose time came.
     fn spawn_due(&mut self, now: Instant) {
         if self.stopping.is_some() {
@@ -1131,114 +953,6 @@ impl<'r> Supervisor<'r> {
         }
     }
 
-    /// Reads a zygote's replies.
-    fn zygote_readable(&mut self, number: u64) {
-        let mut buf = [0u8; 512];
-        loop {
-            let Some(g) = self.generations.iter().find(|g| g.number == number) else {
-                return;
-            };
-            let Some(z) = &g.zygote else {
-                return;
-            };
-            let n = match rustix::net::recv(&z.sock, &mut buf, RecvFlags::DONTWAIT) {
-                Ok((0, _)) | Err(Errno::CONNRESET) => {
-                    // The zygote closed its end: it is gone or going; its exit is reaped.
-                    let _ = epoll::delete(&self.epoll, &z.sock);
-                    return;
-                }
-                Ok((n, _)) => n,
-                Err(Errno::INTR) => continue,
-                Err(_) => return,
-            };
-            let text = String::from_utf8_lossy(&buf[..n.min(buf.len())]).into_owned();
-            match ZygoteReply::decode(&text) {
-                Ok(ZygoteReply::Spawned { id, pid }) => self.zygote_spawned(number, id, pid),
-                Ok(ZygoteReply::Failed { id, reason }) => {
-                    let Some((slot, worker)) = self.take_pending(number, id) else {
-                        continue;
-                    };
-                    log!("the zygote could not fork worker {worker}: {reason}");
-                    let board = self.generation(number).map_or(0, |g| g.board);
-                    self.spawn_failed(board, slot, worker, Instant::now());
-                }
-                Err(e) => log!("zygote of generation {number}: {e}"),
-            }
-        }
-    }
-
-    fn take_pending(&mut self, number: u64, slot: u32) -> Option<(usize, usize)> {
-        let z = self
-            .generations
-            .iter_mut()
-            .find(|g| g.number == number)?
-            .zygote
-            .as_mut()?;
-        let i = z
-            .pending
-            .iter()
-            .position(|(s, _)| u32::try_from(*s).ok() == Some(slot))?;
-        Some(z.pending.swap_remove(i))
-    }
-
-    fn zygote_spawned(&mut self, number: u64, slot: u32, pid: i32) {
-        let now = Instant::now();
-        let Some((slot, id)) = self.take_pending(number, slot) else {
-            log!(
-                "the zygote of generation {number} names a worker slot {slot} it was not asked for"
-            );
-            return;
-        };
-        let board = self.generation(number).map_or(0, |g| g.board);
-        let respawn = self.seats.get(id - 1).is_some_and(|s| s.spawns > 1);
-        if let Some(i) = self.unknown_reaped.iter().position(|(p, _, _)| *p == pid) {
-            // It died before its reply arrived, and was reaped as an unknown pid.
-            let (_, status, reaped) = self.unknown_reaped.swap_remove(i);
-            let gone = Gone {
-                pid,
-                generation: number,
-                kind: Kind::Worker { id, slot, board },
-                spawned: reaped,
-                told_to_stop: false,
-                harakiri: false,
-            };
-            self.process_gone(&gone, status, reaped);
-            return;
-        }
-        match spawn::adopt(pid) {
-            Ok(child) => {
-                if respawn {
-                    log!(
-                        "respawned worker {id} (new pid {}) from the zygote",
-                        child.pid
-                    );
-                } else {
-                    log!("spawned worker {id} (pid {}) from the zygote", child.pid);
-                }
-                let p = Proc {
-                    pid: child.pid,
-                    pidfd: child.pidfd,
-                    generation: number,
-                    kind: Kind::Worker { id, slot, board },
-                    spawned: now,
-                    stop: None,
-                    killed: false,
-                    harakiri: false,
-                };
-                if self.stopping.is_some() {
-                    p.signal(Signal::INT);
-                }
-                self.procs.push(p);
-            }
-            Err(e) => {
-                log!(
-                    "the zygote says it forked worker {id} as pid {pid}, but that is no child of the master ({e})"
-                );
-                self.spawn_failed(board, slot, id, now);
-            }
-        }
-    }
-
     /// Stops the old generation's workers whose replacements accept, and the old zygotes
     /// once every new worker accepts; then starts a queued reload.
     fn advance_reload(&mut self, now: Instant) {
@@ -1332,195 +1046,6 @@ impl<'r> Supervisor<'r> {
             self.request_reload(Start::Graceful, &format!("`{path}` was touched"));
         }
     }
-
-    /// Kills the workers whose request ran past `harakiri`, answering their client 504.
-    fn harakiri(&mut self, now: Instant) {
-        let now_us = monotonic_micros();
-        let mut victims = Vec::new();
-        for (i, p) in self.procs.iter().enumerate() {
-            let Kind::Worker { slot, board, .. } = p.kind else {
-                continue;
-            };
-            let limit = self.generation(p.generation).map_or(0, |g| g.plan.harakiri);
-            if limit == 0 || p.killed {
-                continue;
-            }
-            let Some(b) = self.board(board) else {
-                continue;
-            };
-            let s = b.slot(slot);
-            for c in 0..s.cores() {
-                let start = s.core(c).get(CoreField::RequestStart);
-                if start != 0 && now_us.saturating_sub(start) > limit * 1_000_000 {
-                    victims.push((i, c, start, limit));
-                    break;
-                }
-            }
-        }
-        for (i, core, start, limit) in victims {
-            self.kill_for_harakiri(i, core, start, limit, now);
-        }
-    }
-
-    fn kill_for_harakiri(&mut self, i: usize, core: usize, start: u64, limit: u64, now: Instant) {
-        let Some(p) = self.procs.get(i) else {
-            return;
-        };
-        let Kind::Worker { id, slot, board } = p.kind else {
-            return;
-        };
-        let Some(b) = self.board(board) else {
-            return;
-        };
-        // Frozen, the worker cannot finish (or start) a response while the master looks.
-        p.signal(Signal::STOP);
-        let c = b.slot(slot).core(core);
-        if c.get(CoreField::RequestStart) != start {
-            // It finished the request meanwhile.
-            p.signal(Signal::CONT);
-            return;
-        }
-        let label = c.label();
-        let ran = monotonic_micros().saturating_sub(start) / 1_000_000;
-        let fd_plus_one = c.get(CoreField::ClientFdPlusOne);
-        if c.get(CoreField::ResponseStarted) == 0 && fd_plus_one > 0 {
-            let fd = i32::try_from(fd_plus_one - 1).unwrap_or(-1);
-            match rustix::process::pidfd_getfd(
-                &p.pidfd,
-                fd,
-                rustix::process::PidfdGetfdFlags::empty(),
-            ) {
-                Ok(client) => answer_504(&client, limit),
-                Err(e) => log!(
-                    "cannot take the client socket of {} to answer 504: {e}",
-                    p.what()
-                ),
-            }
-        }
-        p.signal(Signal::KILL);
-        log!("HARAKIRI {}: \"{label}\" ran for {ran} s", p.what());
-        let b = b.slot(slot);
-        b.add(WorkerField::HarakiriCount, 1);
-        if let Some(p) = self.procs.get_mut(i) {
-            p.killed = true;
-            p.harakiri = true;
-            p.stop.get_or_insert(now);
-        }
-        if let Some(seat) = self.seats.get_mut(id - 1) {
-            seat.harakiri += 1;
-        }
-    }
-
-    fn serve_stats(&mut self) {
-        loop {
-            let Some(listener) = &self.stats else {
-                return;
-            };
-            let conn = match rustix::net::accept_with(&listener.fd, SocketFlags::CLOEXEC) {
-                Ok(c) => c,
-                Err(Errno::INTR) => continue,
-                Err(_) => return,
-            };
-            let doc = self.stats_document();
-            let mut text = doc.to_string();
-            text.push('\n');
-            // A client that does not read cannot stall the master for long.
-            let _ = rustix::net::sockopt::set_socket_timeout(
-                &conn,
-                rustix::net::sockopt::Timeout::Send,
-                Some(Duration::from_millis(500)),
-            );
-            let mut rest = text.as_bytes();
-            while !rest.is_empty() {
-                match rustix::net::send(&conn, rest, SendFlags::NOSIGNAL) {
-                    Ok(0) => break,
-                    Ok(n) => rest = &rest[n.min(rest.len())..],
-                    Err(Errno::INTR) => {}
-                    Err(_) => break,
-                }
-            }
-            let _ = rustix::net::shutdown(&conn, Shutdown::Write);
-        }
-    }
-
-    fn stats_document(&mut self) -> serde_json::Value {
-        let backlog = self.current().map_or(0, |g| g.plan.listen);
-        let socket_names: Vec<(String, &'static str)> = self
-            .current()
-            .map(|g| {
-                g.plan
-                    .sockets
-                    .iter()
-                    .map(|s| (s.name.clone(), s.proto.as_str()))
-                    .collect()
-            })
-            .unwrap_or_default();
-        let sockets: Vec<stats::SocketStat> = self
-            .sockets
-            .iter()
-            .zip(socket_names)
-            .map(|(b, (name, proto))| {
-                let (queue, max_queue) = sockets::queue(b, backlog);
-                stats::SocketStat {
-                    name,
-                    proto,
-                    queue,
-                    max_queue,
-                }
-            })
-            .collect();
-        let current = self.current_number();
-        let processes = self.current().map_or(0, |g| g.plan.processes);
-        let mut workers = Vec::new();
-        for id in 1..=processes {
-            // The process serving the id: the current generation's, else the newest.
-            let p = self
-                .procs
-                .iter()
-                .filter(|p| matches!(p.kind, Kind::Worker { id: i, .. } if i == id))
-                .max_by_key(|p| (p.generation == current && p.stop.is_none(), p.generation));
-            let seat = self.seats.get(id - 1);
-            let (rss, vsz) = p.map_or((0, 0), |p| stats::memory(p.pid));
-            let facts = stats::WorkerFacts {
-                id,
-                pid: p.map_or(0, |p| p.pid),
-                requests_before: seat.map_or(0, |s| s.requests_before),
-                respawn_count: seat.map_or(0, |s| s.spawns.saturating_sub(1)),
-                harakiri_count: seat.map_or(0, |s| s.harakiri),
-                rss,
-                vsz,
-            };
-            let slot = p.and_then(|p| match p.kind {
-                Kind::Worker { slot, board, .. } => self.board(board).map(|b| b.slot(slot)),
-                Kind::Zygote => None,
-            });
-            workers.push(stats::worker(&facts, slot));
-        }
-        let master = stats::MasterFacts {
-            pid: rustix::process::getpid().as_raw_nonzero().get(),
-            uid: rustix::process::getuid().as_raw(),
-            gid: rustix::process::getgid().as_raw(),
-            cwd: std::env::current_dir()
-                .map(|p| p.display().to_string())
-                .unwrap_or_default(),
-        };
-        stats::document(&master, &sockets, workers)
-    }
-}
-
-/// Writes `504 Gateway Timeout` to a client whose request harakiri cut short.
-fn answer_504(client: &OwnedFd, limit: u64) {
-    let body = format!("the request ran longer than harakiri allows ({limit} s)\n");
-    let response = format!(
-        "HTTP/1.1 504 Gateway Timeout\r\nContent-Type: text/plain\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}",
-        body.len()
-    );
-    let _ = rustix::net::send(
-        client,
-        response.as_bytes(),
-        SendFlags::NOSIGNAL | SendFlags::DONTWAIT,
-    );
-    let _ = rustix::net::shutdown(client, Shutdown::Both);
 }
 
 /// Builds [`handoff::SOCKETS`] for the bound sockets.
