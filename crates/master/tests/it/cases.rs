@@ -66,6 +66,9 @@ pub(crate) static ALL: &[(&str, fn())] = &[
     ),
 ];
 
+/// Tests that need root (a new pid namespace); without it they are reported as ignored.
+pub(crate) static NEEDS_ROOT: &[&str] = &["as_pid_1_every_orphan_is_reaped"];
+
 const LONG: Duration = Duration::from_secs(15);
 
 fn stats_until(addr: &str, f: impl Fn(&serde_json::Value) -> bool) -> serde_json::Value {

@@ -11,7 +11,8 @@ Behaviour switches, from the environment the master passes on:
   FAKE_MODE=need-app    exit 22 at once (the app could not be loaded)
   FAKE_LOAD_DELAY=S     wait S seconds before accepting
   FAKE_IGNORE_HUP=1     ignore SIGHUP (for worker-reload-mercy)
-  FAKE_ORPHANS=N        at start, leave N orphans behind (double forks) that live 1.5 s
+  FAKE_ORPHANS=N        at start, leave N orphans behind (double forks, each in a session of
+                        its own) that live 1.5 s
   FAKE_MARK_DIR=D       create D/ROLE-PID at start
 """
 
@@ -69,7 +70,7 @@ def mark(role):
 
 def orphans(n):
     for _ in range(n):
-        os.system("(sleep 1.5 &)")
+        os.system("(setsid sleep 1.5 &)")
 
 
 def serve(slot):

@@ -7,6 +7,9 @@
 //! - run with `--as-master ARGS...` by a test, it is the master: it resolves ARGS as `liege`
 //!   does and calls `liege_master::run`, single-threaded, as the real binary does.
 //!
+//! The suite runs as root in CI; without root the tests that need a new pid namespace are
+//! reported as ignored.
+//!
 //! Modules:
 //! - `support`: starting a master, HTTP and stats clients, cleanup guards;
 //! - `cases`: the tests.
@@ -26,12 +29,16 @@ fn main() -> ExitCode {
         .iter()
         .map(String::as_str)
         .find(|a| !a.starts_with('-'));
-    let tests: Vec<_> = cases::ALL
+    let root = rustix::process::geteuid().is_root();
+    let mut out = std::io::stdout();
+    let (tests, ignored): (Vec<_>, Vec<_>) = cases::ALL
         .iter()
         .filter(|(name, _)| filter.is_none_or(|f| name.contains(f)))
-        .collect();
-    let mut out = std::io::stdout();
-    let _ = writeln!(out, "\nrunning {} tests", tests.len());
+        .partition(|(name, _)| root || !cases::NEEDS_ROOT.contains(name));
+    let _ = writeln!(out, "\nrunning {} tests", tests.len() + ignored.len());
+    for (name, _) in &ignored {
+        let _ = writeln!(out, "test {name} ... ignored (needs root)");
+    }
     // In parallel: each test runs its own master on its own ports and temp dir.
     let handles: Vec<_> = tests
         .iter()
@@ -56,10 +63,11 @@ fn main() -> ExitCode {
     }
     let _ = writeln!(
         out,
-        "\ntest result: {}. {} passed; {} failed",
+        "\ntest result: {}. {} passed; {} failed; {} ignored",
         if failed.is_empty() { "ok" } else { "FAILED" },
         tests.len() - failed.len(),
-        failed.len()
+        failed.len(),
+        ignored.len()
     );
     if failed.is_empty() {
         ExitCode::SUCCESS
