@@ -62,13 +62,18 @@ pub(crate) fn run(args: &[String]) -> ExitCode {
 }
 
 fn with_context<T>(f: impl FnOnce(&Context<'_>) -> T) -> T {
+    with_context_of(false, f)
+}
+
+/// A context for resolving options; `is_reload` for the re-reads of a running instance.
+fn with_context_of<T>(is_reload: bool, f: impl FnOnce(&Context<'_>) -> T) -> T {
     let host = host::facts();
     let access = HostAccess::trusted(std::path::PathBuf::from(&host.cwd));
     let ctx = Context {
         access: &access,
         env: &env_lookup,
         host,
-        is_reload: false,
+        is_reload,
     };
     f(&ctx)
 }
@@ -129,7 +134,39 @@ fn render(resolved: &Resolved, json: bool) -> String {
     }
 }
 
-/// `liege [OPTIONS] [FILES]`: builds the options list an instance would run with.
+/// The uWSGI options liege does not implement yet, first entry of each.
+fn unimplemented(resolved: &Resolved) -> Vec<&liege_config::Opt> {
+    let mut missing: Vec<&liege_config::Opt> = Vec::new();
+    for o in resolved.options.iter() {
+        if matches!(registry::lookup(&o.key), Known::Uwsgi { .. })
+            && !missing.iter().any(|m| m.key == o.key)
+        {
+            missing.push(o);
+        }
+    }
+    missing
+}
+
+/// Warnings worth showing for an instance (the unimplemented options are refused instead).
+fn instance_warnings(resolved: &Resolved) -> Vec<Warning> {
+    resolved
+        .warnings
+        .iter()
+        .filter(|w| !w.message.contains("does not implement"))
+        .cloned()
+        .collect()
+}
+
+/// The folder of the running `liege`, where the worker executables are looked up first.
+fn exe_dir() -> std::path::PathBuf {
+    std::env::current_exe()
+        .ok()
+        .and_then(|p| p.parent().map(std::path::Path::to_path_buf))
+        .unwrap_or_default()
+}
+
+/// `liege [OPTIONS] [FILES]`: resolves the options, then runs the instance (the master) until
+/// it stops.
 fn instance(args: &[String]) -> ExitCode {
     let parsed = match argv::parse(args) {
         Ok(p) => p,
@@ -148,22 +185,9 @@ fn instance(args: &[String]) -> ExitCode {
         Err(e) => return fail(&e),
     };
     // `liege config` only warns about uWSGI options liege lacks; an instance refuses them, so a
-    // migrated `harakiri` or `limit-as` never silently does nothing.
-    let mut missing: Vec<&liege_config::Opt> = Vec::new();
-    for o in resolved.options.iter() {
-        if matches!(registry::lookup(&o.key), Known::Uwsgi { .. })
-            && !missing.iter().any(|m| m.key == o.key)
-        {
-            missing.push(o);
-        }
-    }
-    let warnings: Vec<_> = resolved
-        .warnings
-        .iter()
-        .filter(|w| !w.message.contains("does not implement"))
-        .cloned()
-        .collect();
-    report(&warnings);
+    // migrated `limit-as` never silently does nothing.
+    let missing = unimplemented(&resolved);
+    report(&instance_warnings(&resolved));
     if !missing.is_empty() {
         for o in &missing {
             err(&format!(
@@ -177,12 +201,29 @@ fn instance(args: &[String]) -> ExitCode {
         ));
         return ExitCode::from(BAD_CONFIG);
     }
-    err(&format!(
-        "liege: the options resolve to {} entries, but running an instance is not built yet \
-         (the master and workers come next); `liege config FILE` shows what a file resolves to",
-        resolved.options.len()
-    ));
-    ExitCode::FAILURE
+    // A reload re-reads the same command line (and so the files it names), with the same
+    // checks; what fails is logged by the master, which keeps its options.
+    let mut reload = || {
+        let parsed = argv::parse(args).map_err(|e| e.to_string())?;
+        let resolved = with_context_of(true, |ctx| liege_config::resolve_args(&parsed, ctx))
+            .map_err(|e| e.to_string())?;
+        report(&instance_warnings(&resolved));
+        let missing = unimplemented(&resolved);
+        if let Some(o) = missing.first() {
+            return Err(format!(
+                "{}: `{}` is a uWSGI option that liege does not implement yet",
+                o.origin, o.key
+            ));
+        }
+        Ok(resolved.options)
+    };
+    match liege_master::run(&resolved.options, &mut reload, &exe_dir()) {
+        Ok(code) => ExitCode::from(code),
+        Err(e) => {
+            err(&e.to_string());
+            ExitCode::from(e.exit_code())
+        }
+    }
 }
 
 /// `liege --help`: every option liege implements, grouped by the part that uses it.

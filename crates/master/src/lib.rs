@@ -1,1 +1,177 @@
-//! The vassal master. Filled in by the master work.
+//! The vassal master (ARCHITECTURE.md decisions 2 and 7): it checks the options, binds the
+//! sockets, execs the worker executable of the app's language (`liege-python`), and supervises
+//! the workers: respawns with back-off, graceful and brutal reloads, harakiri, the stats socket,
+//! and, as pid 1 of a pid namespace, the reaping of every orphan.
+//!
+//! The master is single-threaded, links no language runtime, and starts children only with
+//! fork+exec (`std::process::Command`); prefork mode asks a zygote to fork the workers. Every
+//! child is addressed through a pidfd, never through a pid read from shared memory.
+
+pub mod addr;
+mod backoff;
+pub mod exe;
+pub mod owner;
+pub mod plan;
+mod sockets;
+mod spawn;
+mod stats;
+mod supervisor;
+
+use fs_err::os::unix::fs::OpenOptionsExt as _;
+use std::os::fd::AsRawFd;
+use std::path::Path;
+
+use liege_config::{Options, Origin};
+
+pub use addr::{Addr, AddrError};
+pub use exe::NotFound;
+pub use plan::{Plan, PlanError};
+pub use sockets::BindError;
+
+/// Writes one line of the master's log to stderr (which `logto` may have redirected).
+macro_rules! log {
+    ($($arg:tt)*) => {{
+        let mut err = std::io::stderr().lock();
+        let _ = std::io::Write::write_fmt(
+            &mut err,
+            format_args!("liege: {}\n", format_args!($($arg)*)),
+        );
+    }};
+}
+pub(crate) use log;
+
+/// Re-reads the options for a reload (the config files may have changed): the list, or a
+/// message saying why it could not be built. The master logs the message and keeps the options
+/// it runs with.
+pub type Reload<'a> = dyn FnMut() -> Result<Options, String> + 'a;
+
+/// The instance could not start, or its loop failed.
+#[derive(Debug, thiserror::Error)]
+pub enum RunError {
+    #[error(transparent)]
+    Plan(#[from] PlanError),
+    #[error("{}{source}", origin.as_ref().map(|o| format!("{o}: ")).unwrap_or_default())]
+    WorkerNotFound {
+        /// The `plugin` entry that named the worker, if one did.
+        origin: Option<Origin>,
+        source: NotFound,
+    },
+    #[error("cannot open the log file `{path}`: {source}")]
+    Logto {
+        path: String,
+        source: std::io::Error,
+    },
+    #[error("socket `{name}`: {source}")]
+    Bind { name: String, source: BindError },
+    #[error("cannot set up {step}: {source}")]
+    Setup {
+        step: &'static str,
+        source: std::io::Error,
+    },
+}
+
+impl RunError {
+    /// The exit status for the error: 2 for options that cannot work (nothing was started), 1
+    /// for a failure of the system.
+    pub fn exit_code(&self) -> u8 {
+        match self {
+            RunError::Plan(_) | RunError::WorkerNotFound { .. } => 2,
+            RunError::Logto { .. } | RunError::Bind { .. } | RunError::Setup { .. } => 1,
+        }
+    }
+}
+
+/// Runs an instance with `options` until it is stopped: returns the exit status it stopped
+/// with (0, or 22 when a worker could not load the app and `need-app` is set).
+///
+/// `reload` re-reads the options on a graceful reload (SIGHUP, `touch-reload`) or a brutal one
+/// (SIGTERM without `die-on-term`). `exe_dir` is the folder of the running `liege`, where the
+/// worker executables are looked up first.
+///
+/// Everything is checked before anything starts: a bad option is [`RunError::Plan`], naming
+/// the file and line it came from. Call it from a single-threaded process: it installs
+/// handlers for SIGCHLD, SIGHUP, SIGINT, SIGQUIT and SIGTERM, and reaps every child of the
+/// process.
+pub fn run(options: &Options, reload: &mut Reload<'_>, exe_dir: &Path) -> Result<u8, RunError> {
+    let plan = Plan::from_options(options)?;
+    let exe = exe::find(&plan.worker, exe_dir, &plan.plugins_dirs).map_err(|source| {
+        RunError::WorkerNotFound {
+            origin: plan.worker_origin.clone(),
+            source,
+        }
+    })?;
+    if let Some(path) = &plan.logto {
+        redirect_stderr(path)?;
+    }
+    log!(
+        "master pid {}, worker executable {}",
+        std::process::id(),
+        exe.display()
+    );
+    let mut bound = Vec::new();
+    let setup = sockets::FileSetup {
+        mode: plan.chmod_socket,
+        owner: plan.chown_socket,
+    };
+    for (i, s) in plan.sockets.iter().enumerate() {
+        match sockets::bind(&s.addr, plan.listen, setup) {
+            Ok(b) => {
+                log!(
+                    "{} socket {i} bound to {} fd {}",
+                    s.proto.as_str(),
+                    s.addr,
+                    b.fd.as_raw_fd()
+                );
+                bound.push(b);
+            }
+            Err(source) => {
+                sockets::vacuum(&bound);
+                return Err(RunError::Bind {
+                    name: s.name.clone(),
+                    source,
+                });
+            }
+        }
+    }
+    let stats = match &plan.stats {
+        None => None,
+        Some((addr, name)) => match sockets::bind(addr, plan.listen, sockets::FileSetup::default())
+        {
+            Ok(b) => {
+                log!("stats server enabled on {name} fd {}", b.fd.as_raw_fd());
+                Some(b)
+            }
+            Err(source) => {
+                sockets::vacuum(&bound);
+                return Err(RunError::Bind {
+                    name: name.clone(),
+                    source,
+                });
+            }
+        },
+    };
+    let env = supervisor::sockets_env(&plan, &bound);
+    let mut master = supervisor::Supervisor::new(reload, exe_dir.to_path_buf(), bound, env, stats)?;
+    let result = master.run(plan, exe);
+    let (bound, stats, vacuum) = master.into_sockets();
+    if vacuum {
+        sockets::vacuum(&bound);
+        sockets::vacuum(stats.as_slice());
+    }
+    result
+}
+
+/// `logto`: the master's stderr (and so every worker's) goes to `path`, appended.
+fn redirect_stderr(path: &Path) -> Result<(), RunError> {
+    let err = |source| RunError::Logto {
+        path: path.display().to_string(),
+        source,
+    };
+    let file = fs_err::OpenOptions::new()
+        .append(true)
+        .create(true)
+        .mode(0o640)
+        .open(path)
+        .map_err(err)?;
+    rustix::stdio::dup2_stderr(file.file()).map_err(|e| err(e.into()))
+}

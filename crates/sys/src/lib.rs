@@ -4,3 +4,4 @@
 pub mod fd;
 pub mod fork;
 pub mod shm;
+pub mod sock;

@@ -1,0 +1,117 @@
+//! Which worker executable serves the app, and where it is. A language worker is a separate
+//! executable (ARCHITECTURE.md decision 1): `plugin = python3` runs `liege-python`,
+//! `plugin = python311` runs `liege-python3.11`. It is looked up beside the running `liege`,
+//! then in each `plugins-dir`, as uWSGI looks up its plugins.
+
+use std::path::{Path, PathBuf};
+
+/// The worker executable when no option names a language: Python is the only one so far.
+pub const DEFAULT_WORKER: &str = "liege-python";
+
+/// The worker executable a `plugin` entry names, or `None` for a plugin that is not a
+/// language liege has a worker for (`http`, `logfile`...). Accepts uWSGI's spellings:
+/// `python3`, `python311`, `python3_plugin.so`, `/usr/lib/uwsgi/plugins/python311_plugin.so`.
+pub fn worker_for_plugin(plugin: &str) -> Option<String> {
+    let base = plugin.trim().rsplit('/').next().unwrap_or_default();
+    let base = base
+        .strip_suffix("_plugin.so")
+        .or_else(|| base.strip_suffix(".so"))
+        .unwrap_or(base);
+    let digits = base.strip_prefix("python")?;
+    if !digits.bytes().all(|b| b.is_ascii_digit()) {
+        return None;
+    }
+    Some(match digits.len() {
+        0 => DEFAULT_WORKER.to_string(),
+        1 if digits == "3" => DEFAULT_WORKER.to_string(),
+        1 => format!("liege-python{digits}"),
+        _ => format!("liege-python{}.{}", &digits[..1], &digits[1..]),
+    })
+}
+
+/// The worker executable could not be found.
+#[derive(Debug, thiserror::Error, PartialEq, Eq)]
+#[error("cannot find the worker executable `{name}` (looked in {})", looked.join(", "))]
+pub struct NotFound {
+    pub name: String,
+    pub looked: Vec<String>,
+}
+
+/// Finds `name` in `exe_dir` (the folder of the running `liege`), then in each of `dirs`: the
+/// first executable regular file wins.
+pub fn find(name: &str, exe_dir: &Path, dirs: &[PathBuf]) -> Result<PathBuf, NotFound> {
+    let mut looked = Vec::new();
+    for dir in std::iter::once(exe_dir).chain(dirs.iter().map(PathBuf::as_path)) {
+        let candidate = dir.join(name);
+        if is_executable(&candidate) {
+            return Ok(candidate);
+        }
+        looked.push(dir.display().to_string());
+    }
+    Err(NotFound {
+        name: name.to_string(),
+        looked,
+    })
+}
+
+fn is_executable(path: &Path) -> bool {
+    use std::os::unix::fs::PermissionsExt;
+    fs_err::metadata(path).is_ok_and(|m| m.is_file() && m.permissions().mode() & 0o111 != 0)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::os::unix::fs::PermissionsExt;
+
+    #[test]
+    fn plugin_names_map_to_executables() {
+        for (plugin, want) in [
+            ("python", Some("liege-python")),
+            ("python3", Some("liege-python")),
+            ("python311", Some("liege-python3.11")),
+            ("python39", Some("liege-python3.9")),
+            ("python27", Some("liege-python2.7")),
+            ("python3_plugin.so", Some("liege-python")),
+            (
+                "/usr/lib/uwsgi/plugins/python311_plugin.so",
+                Some("liege-python3.11"),
+            ),
+            ("http", None),
+            ("pythonx", None),
+            ("psgi", None),
+        ] {
+            assert_eq!(worker_for_plugin(plugin).as_deref(), want, "{plugin}");
+        }
+    }
+
+    #[test]
+    fn looks_beside_liege_then_in_plugin_dirs() {
+        let a = tempfile::tempdir().unwrap();
+        let b = tempfile::tempdir().unwrap();
+        let c = tempfile::tempdir().unwrap();
+        let exe = |dir: &Path, mode| {
+            let p = dir.join("liege-python3.11");
+            fs_err::write(&p, "#!/bin/sh\n").unwrap();
+            fs_err::set_permissions(&p, std::fs::Permissions::from_mode(mode)).unwrap();
+            p
+        };
+        // Not executable in b: skipped.
+        exe(b.path(), 0o644);
+        let in_c = exe(c.path(), 0o755);
+        let dirs = [b.path().to_path_buf(), c.path().to_path_buf()];
+        assert_eq!(find("liege-python3.11", a.path(), &dirs).unwrap(), in_c);
+        let beside = exe(a.path(), 0o755);
+        assert_eq!(find("liege-python3.11", a.path(), &dirs).unwrap(), beside);
+        let e = find("liege-python3.9", a.path(), &dirs).unwrap_err();
+        assert_eq!(
+            e.to_string(),
+            format!(
+                "cannot find the worker executable `liege-python3.9` (looked in {}, {}, {})",
+                a.path().display(),
+                b.path().display(),
+                c.path().display()
+            )
+        );
+    }
+}

@@ -1,0 +1,388 @@
+//! What the master is told to do, read from the options list and checked whole before anything
+//! starts: a bad value is an error naming the file and line it came from, and nothing is bound
+//! or spawned (the two-stage config of STYLE.md rule 17).
+
+use std::path::PathBuf;
+use std::time::Duration;
+
+use liege_config::registry::{self, Known};
+use liege_config::{Options, Origin, is_true};
+use liege_proto::handoff::Proto;
+use liege_worker::settings::{Settings, SettingsError};
+
+use crate::addr::Addr;
+use crate::exe;
+use crate::owner::Owner;
+
+/// The most worker processes an instance may ask for.
+const MAX_PROCESSES: u64 = 1024;
+/// The most threads (cores) a worker may ask for.
+const MAX_THREADS: u64 = 512;
+
+/// One listening socket to bind.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SocketSpec {
+    pub proto: Proto,
+    pub addr: Addr,
+    /// As the option gave it, for logs, stats and the workers.
+    pub name: String,
+}
+
+/// The master's settings, checked.
+#[derive(Debug, Clone)]
+pub struct Plan {
+    pub sockets: Vec<SocketSpec>,
+    pub processes: usize,
+    pub threads: usize,
+    /// Each worker loads the app itself (`true`, liege's default), or a zygote loads it once
+    /// and forks the workers.
+    pub lazy_apps: bool,
+    /// The worker executable's file name (`liege-python`).
+    pub worker: String,
+    /// The `plugin` entry that chose [`worker`](Self::worker), if one did.
+    pub worker_origin: Option<Origin>,
+    pub plugins_dirs: Vec<PathBuf>,
+    /// Seconds a request may run; 0: no limit.
+    pub harakiri: u64,
+    pub worker_reload_mercy: Duration,
+    pub touch_reload: Vec<PathBuf>,
+    pub die_on_term: bool,
+    pub need_app: bool,
+    /// The stats socket and its name as given.
+    pub stats: Option<(Addr, String)>,
+    /// The mode of unix socket files.
+    pub chmod_socket: Option<u32>,
+    pub chown_socket: Option<Owner>,
+    pub vacuum: bool,
+    /// The listen backlog of each socket.
+    pub listen: i32,
+    pub logto: Option<PathBuf>,
+    /// The options list with canonical keys (`processes`, never `workers`), as the workers
+    /// receive it.
+    pub options: Vec<(String, String)>,
+}
+
+/// An option's value the master cannot use.
+#[derive(Debug, thiserror::Error)]
+pub enum PlanError {
+    #[error("{origin}: invalid value `{value}` for `{key}`: {why}")]
+    InvalidValue {
+        origin: Origin,
+        key: String,
+        value: String,
+        why: String,
+    },
+    #[error("{origin}: {source}")]
+    Worker {
+        origin: Origin,
+        source: SettingsError,
+    },
+    #[error("no socket to listen on (set `http-socket` or `socket`)")]
+    NoSocket,
+}
+
+/// The option's canonical name (`workers` is `processes`); keys liege does not know stay as
+/// they are.
+pub fn canonical(key: &str) -> &str {
+    match registry::lookup(key) {
+        Known::Liege(spec) => spec.name,
+        _ => key,
+    }
+}
+
+fn invalid(origin: &Origin, key: &str, value: &str, why: impl Into<String>) -> PlanError {
+    PlanError::InvalidValue {
+        origin: origin.clone(),
+        key: key.to_string(),
+        value: value.to_string(),
+        why: why.into(),
+    }
+}
+
+/// One option entry, with its canonical key.
+struct Entry<'a> {
+    key: &'a str,
+    value: &'a str,
+    origin: &'a Origin,
+}
+
+impl Entry<'_> {
+    fn bad(&self, why: impl Into<String>) -> PlanError {
+        invalid(self.origin, self.key, self.value, why)
+    }
+
+    fn number(&self, min: u64, max: u64) -> Result<u64, PlanError> {
+        let n: u64 = self
+            .value
+            .trim()
+            .parse()
+            .map_err(|_| self.bad("expected a whole number"))?;
+        if n < min || n > max {
+            return Err(self.bad(format!("expected a number from {min} to {max}")));
+        }
+        Ok(n)
+    }
+
+    fn path(&self) -> Result<PathBuf, PlanError> {
+        if self.value.trim().is_empty() {
+            return Err(self.bad("expected a path"));
+        }
+        Ok(PathBuf::from(self.value.trim()))
+    }
+
+    fn addr(&self) -> Result<Addr, PlanError> {
+        Addr::parse(self.value).map_err(|e| self.bad(e.to_string()))
+    }
+}
+
+/// `chmod-socket`: octal digits; no value is uWSGI's 666.
+fn octal_mode(e: &Entry<'_>) -> Result<u32, PlanError> {
+    let v = e.value.trim();
+    if v.is_empty() {
+        return Ok(0o666);
+    }
+    if v.len() > 4 || !v.bytes().all(|b| (b'0'..=b'7').contains(&b)) {
+        return Err(e.bad("expected an octal mode such as 660"));
+    }
+    u32::from_str_radix(v, 8).map_err(|_| e.bad("expected an octal mode such as 660"))
+}
+
+impl Plan {
+    /// Reads and checks the options.
+    pub fn from_options(options: &Options) -> Result<Plan, PlanError> {
+        let entries: Vec<Entry<'_>> = options
+            .iter()
+            .map(|o| Entry {
+                key: canonical(&o.key),
+                value: &o.value,
+                origin: &o.origin,
+            })
+            .collect();
+        let mut plan = Plan {
+            sockets: Vec::new(),
+            processes: 1,
+            threads: 1,
+            lazy_apps: true,
+            worker: exe::DEFAULT_WORKER.to_string(),
+            worker_origin: None,
+            plugins_dirs: Vec::new(),
+            harakiri: 0,
+            worker_reload_mercy: Duration::from_secs(60),
+            touch_reload: Vec::new(),
+            die_on_term: false,
+            need_app: false,
+            stats: None,
+            chmod_socket: None,
+            chown_socket: None,
+            vacuum: false,
+            listen: 1024,
+            logto: None,
+            options: entries
+                .iter()
+                .map(|e| (e.key.to_string(), e.value.to_string()))
+                .collect(),
+        };
+        for e in &entries {
+            match e.key {
+                "socket" | "http-socket" => plan.sockets.push(SocketSpec {
+                    proto: if e.key == "socket" {
+                        Proto::Uwsgi
+                    } else {
+                        Proto::Http
+                    },
+                    addr: e.addr()?,
+                    name: e.value.trim().to_string(),
+                }),
+                "processes" => {
+                    plan.processes = usize::try_from(e.number(1, MAX_PROCESSES)?)
+                        .map_err(|_| e.bad("too large"))?;
+                }
+                "threads" => {
+                    plan.threads = usize::try_from(e.number(1, MAX_THREADS)?)
+                        .map_err(|_| e.bad("too large"))?;
+                }
+                "lazy-apps" => plan.lazy_apps = is_true(e.value),
+                // `plugins = python3,http`: the first language named wins.
+                "plugin" if plan.worker_origin.is_none() => {
+                    let named = e
+                        .value
+                        .split([',', ' ', '\t'])
+                        .filter(|p| !p.is_empty())
+                        .find_map(exe::worker_for_plugin);
+                    if let Some(worker) = named {
+                        plan.worker = worker;
+                        plan.worker_origin = Some(e.origin.clone());
+                    }
+                }
+                "plugins-dir" => plan.plugins_dirs.push(e.path()?),
+                "harakiri" => plan.harakiri = e.number(0, 365 * 86_400)?,
+                "max-requests" | "reload-on-rss" => {
+                    e.number(0, u64::MAX)?;
+                }
+                "worker-reload-mercy" => {
+                    plan.worker_reload_mercy = Duration::from_secs(e.number(0, 86_400)?);
+                }
+                "touch-reload" => plan.touch_reload.push(e.path()?),
+                "die-on-term" => plan.die_on_term = is_true(e.value),
+                "need-app" => plan.need_app = is_true(e.value),
+                "stats" => plan.stats = Some((e.addr()?, e.value.trim().to_string())),
+                "chmod-socket" => plan.chmod_socket = Some(octal_mode(e)?),
+                "chown-socket" => {
+                    plan.chown_socket =
+                        Some(Owner::parse(e.value).map_err(|err| e.bad(err.to_string()))?);
+                }
+                "vacuum" => plan.vacuum = is_true(e.value),
+                "listen" => {
+                    plan.listen =
+                        i32::try_from(e.number(1, 65_535)?).map_err(|_| e.bad("too large"))?;
+                }
+                "logto" => plan.logto = Some(e.path()?),
+                _ => {}
+            }
+        }
+        // The worker runtime's own options, checked here so that a bad one stops the instance
+        // before it starts rather than every worker at once.
+        Settings::from_options(&plan.options).map_err(|source| {
+            let origin = entries
+                .iter()
+                .rev()
+                .find(|e| e.key == source.key && e.value == source.value)
+                .or_else(|| entries.iter().rev().find(|e| e.key == source.key))
+                .map_or(Origin::Builtin, |e| e.origin.clone());
+            PlanError::Worker { origin, source }
+        })?;
+        if plan.sockets.is_empty() {
+            return Err(PlanError::NoSocket);
+        }
+        Ok(plan)
+    }
+
+    /// What a reload cannot change: the sockets (bound once), the stats socket and the log
+    /// file. Names each that differs from `other`.
+    pub fn needs_restart(&self, other: &Plan) -> Vec<&'static str> {
+        let mut changed = Vec::new();
+        if self.sockets != other.sockets
+            || self.listen != other.listen
+            || self.chmod_socket != other.chmod_socket
+            || self.chown_socket != other.chown_socket
+        {
+            changed.push("sockets");
+        }
+        if self.stats != other.stats {
+            changed.push("stats");
+        }
+        if self.logto != other.logto {
+            changed.push("logto");
+        }
+        changed
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::sync::Arc;
+
+    fn opts(file: &str, lines: &[(&str, &str)]) -> Options {
+        let path: Arc<str> = Arc::from(file);
+        let mut o = Options::new();
+        for (i, (k, v)) in lines.iter().enumerate() {
+            o.push(*k, *v, Origin::file(&path, u32::try_from(i).unwrap() + 2));
+        }
+        o
+    }
+
+    #[test]
+    fn reads_sockets_aliases_and_defaults() {
+        let p = Plan::from_options(&opts(
+            "a.ini",
+            &[
+                ("http-socket", "127.0.0.1:8000"),
+                ("uwsgi-socket", "/run/a.sock"),
+                ("workers", "3"),
+                ("plugins", "http,python311"),
+                ("chmod-socket", ""),
+            ],
+        ))
+        .unwrap();
+        assert_eq!(p.sockets.len(), 2);
+        assert_eq!(p.sockets[0].proto, Proto::Http);
+        assert_eq!(p.sockets[1].proto, Proto::Uwsgi);
+        assert_eq!(p.sockets[1].addr, Addr::Unix("/run/a.sock".into()));
+        assert_eq!(p.processes, 3);
+        assert!(p.lazy_apps);
+        assert_eq!(p.worker, "liege-python3.11");
+        assert_eq!(p.chmod_socket, Some(0o666));
+        assert_eq!(p.listen, 1024);
+        assert_eq!(p.worker_reload_mercy, Duration::from_secs(60));
+        // Keys reach the workers canonical.
+        assert!(p.options.contains(&("processes".into(), "3".into())));
+        assert!(p.options.contains(&("socket".into(), "/run/a.sock".into())));
+        assert!(!p.options.iter().any(|(k, _)| k == "workers"));
+    }
+
+    #[test]
+    fn bad_values_name_file_line_and_option() {
+        let cases: &[(&[(&str, &str)], &str)] = &[
+            (
+                &[("socket", ":80"), ("processes", "two")],
+                "a.ini:3: invalid value `two` for `processes`: expected a whole number",
+            ),
+            (
+                &[("socket", ":80"), ("workers", "0")],
+                "a.ini:3: invalid value `0` for `processes`: expected a number from 1 to 1024",
+            ),
+            (
+                &[("http-socket", "127.0.0.1:80000")],
+                "a.ini:2: invalid value `127.0.0.1:80000` for `http-socket`: `80000` is not a port (0 to 65535)",
+            ),
+            (
+                &[("socket", ":80"), ("chmod-socket", "rw")],
+                "a.ini:3: invalid value `rw` for `chmod-socket`: expected an octal mode such as 660",
+            ),
+            (
+                &[("socket", ":80"), ("chown-socket", "no-such-user-here")],
+                "a.ini:3: invalid value `no-such-user-here` for `chown-socket`: no user `no-such-user-here` in /etc/passwd",
+            ),
+            (
+                &[("socket", ":80"), ("harakiri", "-1")],
+                "a.ini:3: invalid value `-1` for `harakiri`: expected a whole number",
+            ),
+            (
+                &[("processes", "2")],
+                "no socket to listen on (set `http-socket` or `socket`)",
+            ),
+        ];
+        for (lines, want) in cases {
+            let e = Plan::from_options(&opts("a.ini", lines)).unwrap_err();
+            assert_eq!(e.to_string(), *want);
+        }
+    }
+
+    #[test]
+    fn worker_errors_point_at_the_entry_that_failed() {
+        let e = Plan::from_options(&opts(
+            "a.ini",
+            &[
+                ("socket", ":80"),
+                ("limit-post", "lots"),
+                ("limit-post", "1m"),
+            ],
+        ))
+        .unwrap_err();
+        assert_eq!(
+            e.to_string(),
+            "a.ini:3: option `limit-post`: expected a size (bytes, or with k, m, g) (got `lots`)"
+        );
+    }
+
+    #[test]
+    fn what_a_reload_cannot_change() {
+        let a = Plan::from_options(&opts("a.ini", &[("socket", ":80")])).unwrap();
+        let b =
+            Plan::from_options(&opts("a.ini", &[("socket", ":80"), ("processes", "4")])).unwrap();
+        let c = Plan::from_options(&opts("a.ini", &[("socket", ":81"), ("stats", ":9")])).unwrap();
+        assert!(a.needs_restart(&b).is_empty());
+        assert_eq!(a.needs_restart(&c), ["sockets", "stats"]);
+    }
+}
