@@ -28,7 +28,10 @@ fn venv() -> &'static Path {
             .status()
             .expect("python3 -m venv")
             .success();
-        assert!(ok, "python3 -m venv failed (is python3-venv installed? scripts/setup installs it)");
+        assert!(
+            ok,
+            "python3 -m venv failed (is python3-venv installed? scripts/setup installs it)"
+        );
         let ok = Command::new(dir.join("bin/pip"))
             .args(["install", "--quiet", "--disable-pip-version-check", "-r"])
             .arg(&reqs)
@@ -46,7 +49,14 @@ fn serve(file: &str) -> (Instance, Addr) {
     let port = free_port();
     let sock = format!("127.0.0.1:{port}");
     let file = app(file);
-    let mut inst = Instance::start(&["--http-socket", &sock, "--wsgi-file", &file, "--home", &home]);
+    let mut inst = Instance::start(&[
+        "--http-socket",
+        &sock,
+        "--wsgi-file",
+        &file,
+        "--home",
+        &home,
+    ]);
     let addr = Addr::Tcp(sock.parse().unwrap());
     inst.wait_ready(&addr, "/", Duration::from_secs(60));
     (inst, addr)
@@ -81,7 +91,11 @@ fn a_django_app_answers_its_routes_from_the_virtualenv() {
     let v: serde_json::Value = serde_json::from_slice(&r.body).unwrap();
     assert_eq!(v["item"], 42);
     assert_eq!(v["query"], "x");
-    assert_eq!(v["prefix"], venv().to_str().unwrap(), "sys.prefix is the virtualenv");
+    assert_eq!(
+        v["prefix"],
+        venv().to_str().unwrap(),
+        "sys.prefix is the virtualenv"
+    );
     assert_eq!(get(&addr, "/missing/").unwrap().status, 404);
     let r = request(
         &addr,
@@ -136,7 +150,14 @@ fn nginx_uwsgi_pass_serves_the_same_responses() {
     let file = app("it_matrix.py");
     let _inst = Instance::start_in(
         dir,
-        &["--socket", sock.to_str().unwrap(), "--wsgi-file", &file, "--processes", "2"],
+        &[
+            "--socket",
+            sock.to_str().unwrap(),
+            "--wsgi-file",
+            &file,
+            "--processes",
+            "2",
+        ],
     );
     let port = free_port();
     let _nginx = nginx(port, &sock);
@@ -151,7 +172,10 @@ fn nginx_uwsgi_pass_serves_the_same_responses() {
     }
     assert!(ready, "nginx -> liege never answered");
     assert_eq!(get(&addr, "/").unwrap().text(), "Hello World");
-    assert_eq!(get(&addr, "/path/x%20y?a=b").unwrap().text(), "/path/x y?a=b");
+    assert_eq!(
+        get(&addr, "/path/x%20y?a=b").unwrap().text(),
+        "/path/x y?a=b"
+    );
     let r = get(&addr, "/stream").unwrap();
     assert_eq!(r.text(), "chunk0;chunk1;chunk2;chunk3;chunk4;");
     let body = "z".repeat(300_000);

@@ -8,20 +8,26 @@ use std::time::{Duration, Instant};
 
 use rustix::process::Signal;
 
-use crate::server::{
-    Addr, Instance, app, bin_dir, children_of, free_port, get, read_response,
-};
+use crate::server::{Addr, Instance, app, bin_dir, children_of, free_port, get, read_response};
 use crate::wsgi::matrix;
 
 fn pid_of(addr: &Addr) -> i32 {
-    get(addr, "/pid").expect("GET /pid").text().parse().expect("a pid")
+    get(addr, "/pid")
+        .expect("GET /pid")
+        .text()
+        .parse()
+        .expect("a pid")
 }
 
 /// Polls `f` every 50 ms until it holds, failing with `what` and the log after `limit`.
 fn eventually(inst: &Instance, limit: Duration, what: &str, mut f: impl FnMut() -> bool) {
     let start = Instant::now();
     while !f() {
-        assert!(start.elapsed() < limit, "{what} did not happen in {limit:?}:\n{}", inst.log_text());
+        assert!(
+            start.elapsed() < limit,
+            "{what} did not happen in {limit:?}:\n{}",
+            inst.log_text()
+        );
         std::thread::sleep(Duration::from_millis(50));
     }
 }
@@ -33,7 +39,10 @@ fn a_killed_worker_comes_back() {
     rustix::process::kill_process(rustix::process::Pid::from_raw(first).unwrap(), Signal::KILL)
         .unwrap();
     eventually(&inst, Duration::from_secs(15), "respawn", || {
-        get(&addr, "/pid").ok().and_then(|r| r.text().parse::<i32>().ok()).is_some_and(|p| p != first)
+        get(&addr, "/pid")
+            .ok()
+            .and_then(|r| r.text().parse::<i32>().ok())
+            .is_some_and(|p| p != first)
     });
     assert_eq!(inst.children().len(), 1);
 }
@@ -47,7 +56,10 @@ fn harakiri_answers_504_and_replaces_the_worker() {
     assert_eq!(r.status, 504);
     assert!(started.elapsed() < Duration::from_secs(20));
     eventually(&inst, Duration::from_secs(15), "a new worker", || {
-        get(&addr, "/pid").ok().and_then(|r| r.text().parse::<i32>().ok()).is_some_and(|p| p != first)
+        get(&addr, "/pid")
+            .ok()
+            .and_then(|r| r.text().parse::<i32>().ok())
+            .is_some_and(|p| p != first)
     });
     let log = inst.log_text();
     assert!(log.contains("HARAKIRI") && log.contains("/sleep"), "{log}");
@@ -55,12 +67,22 @@ fn harakiri_answers_504_and_replaces_the_worker() {
 
 #[test]
 fn max_requests_recycles_the_worker() {
-    let (_inst, addr) = matrix(&["--processes", "1", "--max-requests", "5", "--max-requests-delta", "0"]);
+    let (_inst, addr) = matrix(&[
+        "--processes",
+        "1",
+        "--max-requests",
+        "5",
+        "--max-requests-delta",
+        "0",
+    ]);
     let mut pids = std::collections::BTreeSet::new();
     for _ in 0..16 {
         pids.insert(pid_of(&addr));
     }
-    assert!(pids.len() >= 3, "16 requests with max-requests 5 saw pids {pids:?}");
+    assert!(
+        pids.len() >= 3,
+        "16 requests with max-requests 5 saw pids {pids:?}"
+    );
 }
 
 /// Keeps `conns` keep-alive connections busy until `stop`; counts answers per connection and
@@ -99,12 +121,17 @@ impl Load {
                     match sent.and_then(|()| read_response(c, false)) {
                         Ok(r) if r.status == 200 => {
                             count.fetch_add(1, Ordering::Relaxed);
-                            if r.header("connection").is_some_and(|v| v.eq_ignore_ascii_case("close")) {
+                            if r.header("connection")
+                                .is_some_and(|v| v.eq_ignore_ascii_case("close"))
+                            {
                                 conn = None;
                             }
                         }
                         Ok(r) => {
-                            failures.lock().unwrap().push(format!("status {}", r.status));
+                            failures
+                                .lock()
+                                .unwrap()
+                                .push(format!("status {}", r.status));
                             conn = None;
                         }
                         Err(e) => {
@@ -115,7 +142,12 @@ impl Load {
                 }
             }));
         }
-        Load { stop, failures, counts, threads }
+        Load {
+            stop,
+            failures,
+            counts,
+            threads,
+        }
     }
 
     fn finish(self) -> (Vec<u64>, Vec<String>) {
@@ -123,7 +155,11 @@ impl Load {
         for t in self.threads {
             let _ = t.join();
         }
-        let counts = self.counts.iter().map(|c| c.load(Ordering::Relaxed)).collect();
+        let counts = self
+            .counts
+            .iter()
+            .map(|c| c.load(Ordering::Relaxed))
+            .collect();
         let failures = self.failures.lock().unwrap().clone();
         (counts, failures)
     }
@@ -138,16 +174,26 @@ fn graceful_reloads_under_load_fail_no_request() {
     for round in 0..10 {
         inst.signal(Signal::HUP);
         // Wait until this reload's workers replaced the previous ones.
-        eventually(&inst, Duration::from_secs(30), &format!("reload {round}"), || {
-            let now = inst.children();
-            now.len() == 2 && now.iter().all(|p| !seen.contains(p))
-        });
+        eventually(
+            &inst,
+            Duration::from_secs(30),
+            &format!("reload {round}"),
+            || {
+                let now = inst.children();
+                now.len() == 2 && now.iter().all(|p| !seen.contains(p))
+            },
+        );
         seen = inst.children();
     }
     std::thread::sleep(Duration::from_millis(500));
     let (counts, failures) = load.finish();
     let total: u64 = counts.iter().sum();
-    assert!(failures.is_empty(), "{} failures of {total}: {:?}", failures.len(), &failures[..failures.len().min(10)]);
+    assert!(
+        failures.is_empty(),
+        "{} failures of {total}: {:?}",
+        failures.len(),
+        &failures[..failures.len().min(10)]
+    );
     assert!(total > 1000, "only {total} requests were served");
 }
 
@@ -161,7 +207,10 @@ fn keep_alive_is_fair_to_every_connection() {
     let fair = total as f64 / 8.0;
     assert!(failures.is_empty(), "{failures:?}");
     for (i, c) in counts.iter().enumerate() {
-        assert!(*c as f64 >= fair / 2.0, "connection {i} got {c} of {total} ({counts:?})");
+        assert!(
+            *c as f64 >= fair / 2.0,
+            "connection {i} got {c} of {total} ({counts:?})"
+        );
     }
 }
 
@@ -169,20 +218,36 @@ fn keep_alive_is_fair_to_every_connection() {
 fn prefork_workers_are_forked_by_a_zygote_as_children_of_the_master() {
     let (inst, addr) = matrix(&["--processes", "2", "--lazy-apps", "false"]);
     let children = inst.children();
-    assert_eq!(children.len(), 3, "a zygote and two workers: {children:?}\n{}", inst.log_text());
+    assert_eq!(
+        children.len(),
+        3,
+        "a zygote and two workers: {children:?}\n{}",
+        inst.log_text()
+    );
     let mut pids = std::collections::BTreeSet::new();
     for _ in 0..50 {
         pids.insert(pid_of(&addr));
     }
-    assert!(pids.iter().all(|p| children.contains(p)), "{pids:?} not among {children:?}");
+    assert!(
+        pids.iter().all(|p| children.contains(p)),
+        "{pids:?} not among {children:?}"
+    );
     // A killed worker is forked again by the zygote.
     let victim = *pids.iter().next().unwrap();
-    rustix::process::kill_process(rustix::process::Pid::from_raw(victim).unwrap(), Signal::KILL)
-        .unwrap();
-    eventually(&inst, Duration::from_secs(15), "a new prefork worker", || {
-        let c = inst.children();
-        c.len() == 3 && !c.contains(&victim)
-    });
+    rustix::process::kill_process(
+        rustix::process::Pid::from_raw(victim).unwrap(),
+        Signal::KILL,
+    )
+    .unwrap();
+    eventually(
+        &inst,
+        Duration::from_secs(15),
+        "a new prefork worker",
+        || {
+            let c = inst.children();
+            c.len() == 3 && !c.contains(&victim)
+        },
+    );
     assert_eq!(get(&addr, "/").unwrap().status, 200);
 }
 
@@ -205,12 +270,29 @@ fn stats_show_the_workers_in_uwsgi_layout() {
     pids.sort_unstable();
     let children: Vec<i64> = inst.children().into_iter().map(i64::from).collect();
     assert_eq!(pids, children);
-    let requests: i64 = workers.iter().map(|w| w["requests"].as_i64().unwrap()).sum();
+    let requests: i64 = workers
+        .iter()
+        .map(|w| w["requests"].as_i64().unwrap())
+        .sum();
     assert!(requests >= 10, "{text}");
-    for key in ["id", "status", "rss", "avg_rt", "exceptions", "harakiri_count", "respawn_count"] {
-        assert!(workers[0].get(key).is_some(), "worker has no `{key}`: {text}");
+    for key in [
+        "id",
+        "status",
+        "rss",
+        "avg_rt",
+        "exceptions",
+        "harakiri_count",
+        "respawn_count",
+    ] {
+        assert!(
+            workers[0].get(key).is_some(),
+            "worker has no `{key}`: {text}"
+        );
     }
-    assert!(v.get("listen_queue").is_some() && v.get("version").is_some(), "{text}");
+    assert!(
+        v.get("listen_queue").is_some() && v.get("version").is_some(),
+        "{text}"
+    );
 }
 
 #[test]
@@ -225,12 +307,23 @@ fn as_pid_1_the_master_reaps_orphans() {
     let child = std::process::Command::new("unshare")
         .args(["--pid", "--fork", "--kill-child"])
         .arg(&liege)
-        .args(["--http-socket", &sock, "--wsgi-file", &file, "--processes", "1"])
+        .args([
+            "--http-socket",
+            &sock,
+            "--wsgi-file",
+            &file,
+            "--processes",
+            "1",
+        ])
         .stdout(out.try_clone().unwrap())
         .stderr(out)
         .spawn()
         .expect("unshare");
-    let mut inst = Instance { child: Some(child), dir, log };
+    let mut inst = Instance {
+        child: Some(child),
+        dir,
+        log,
+    };
     let addr = Addr::Tcp(sock.parse().unwrap());
     inst.wait_ready(&addr, "/", Duration::from_secs(30));
     let master = children_of(inst.pid());
@@ -247,9 +340,12 @@ fn as_pid_1_the_master_reaps_orphans() {
             .count()
     };
     std::thread::sleep(Duration::from_millis(300));
-    eventually(&inst, Duration::from_secs(10), "every orphan reaped", || {
-        children_of(master).len() == 1 && zombies() == 0
-    });
+    eventually(
+        &inst,
+        Duration::from_secs(10),
+        "every orphan reaped",
+        || children_of(master).len() == 1 && zombies() == 0,
+    );
 }
 
 #[test]
@@ -263,7 +359,10 @@ fn touch_reload_replaces_the_workers() {
     std::thread::sleep(Duration::from_millis(1100));
     fs_err::write(&touch, "2").unwrap();
     eventually(&inst, Duration::from_secs(15), "touch-reload", || {
-        get(&addr, "/pid").ok().and_then(|r| r.text().parse::<i32>().ok()).is_some_and(|p| p != first)
+        get(&addr, "/pid")
+            .ok()
+            .and_then(|r| r.text().parse::<i32>().ok())
+            .is_some_and(|p| p != first)
     });
 }
 
@@ -271,11 +370,22 @@ fn touch_reload_replaces_the_workers() {
 fn need_app_stops_the_instance_with_22() {
     let port = free_port();
     let sock = format!("127.0.0.1:{port}");
-    let mut inst =
-        Instance::start(&["--http-socket", &sock, "--wsgi-file", "does-not-exist.py", "--need-app"]);
-    let status = inst.wait_exit(Duration::from_secs(20)).expect("the master exits");
+    let mut inst = Instance::start(&[
+        "--http-socket",
+        &sock,
+        "--wsgi-file",
+        "does-not-exist.py",
+        "--need-app",
+    ]);
+    let status = inst
+        .wait_exit(Duration::from_secs(20))
+        .expect("the master exits");
     assert_eq!(status.code(), Some(22), "{}", inst.log_text());
-    assert!(inst.log_text().contains("does-not-exist.py"), "{}", inst.log_text());
+    assert!(
+        inst.log_text().contains("does-not-exist.py"),
+        "{}",
+        inst.log_text()
+    );
 }
 
 #[test]

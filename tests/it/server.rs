@@ -13,7 +13,10 @@ use crate::common::repo;
 
 /// The folder of the binaries under test (`liege` and the language workers beside it).
 pub(crate) fn bin_dir() -> PathBuf {
-    Path::new(env!("CARGO_BIN_EXE_liege")).parent().expect("bin dir").to_path_buf()
+    Path::new(env!("CARGO_BIN_EXE_liege"))
+        .parent()
+        .expect("bin dir")
+        .to_path_buf()
 }
 
 /// Fails clearly when the Python worker was not built (scripts/test builds every binary first).
@@ -28,12 +31,20 @@ pub(crate) fn require_python_worker() {
 
 /// A port on 127.0.0.1 that was free a moment ago.
 pub(crate) fn free_port() -> u16 {
-    TcpListener::bind("127.0.0.1:0").expect("bind").local_addr().expect("addr").port()
+    TcpListener::bind("127.0.0.1:0")
+        .expect("bind")
+        .local_addr()
+        .expect("addr")
+        .port()
 }
 
 /// A test app's path under tests/apps/python.
 pub(crate) fn app(name: &str) -> String {
-    repo().join("tests/apps/python").join(name).display().to_string()
+    repo()
+        .join("tests/apps/python")
+        .join(name)
+        .display()
+        .to_string()
 }
 
 /// Where a test talks to its instance.
@@ -118,7 +129,11 @@ impl Instance {
             .stderr(out)
             .spawn()
             .expect("spawn liege");
-        Instance { child: Some(child), dir, log }
+        Instance {
+            child: Some(child),
+            dir,
+            log,
+        }
     }
 
     pub(crate) fn pid(&self) -> i32 {
@@ -140,8 +155,15 @@ impl Instance {
     pub(crate) fn wait_ready(&mut self, addr: &Addr, path: &str, limit: Duration) {
         let start = Instant::now();
         loop {
-            if let Some(status) = self.child.as_mut().and_then(|c| c.try_wait().ok().flatten()) {
-                panic!("liege exited with {status} before it was ready:\n{}", self.log_text());
+            if let Some(status) = self
+                .child
+                .as_mut()
+                .and_then(|c| c.try_wait().ok().flatten())
+            {
+                panic!(
+                    "liege exited with {status} before it was ready:\n{}",
+                    self.log_text()
+                );
             }
             if let Ok(r) = get(addr, path)
                 && r.status == 200
@@ -206,7 +228,9 @@ impl Drop for Instance {
     fn drop(&mut self) {
         if let Some(mut child) = self.child.take() {
             let pid = rustix::process::Pid::from_raw(i32::try_from(child.id()).unwrap_or(0));
-            let workers = pid.map(|p| children_of(p.as_raw_nonzero().get())).unwrap_or_default();
+            let workers = pid
+                .map(|p| children_of(p.as_raw_nonzero().get()))
+                .unwrap_or_default();
             if let Some(pid) = pid {
                 let _ = rustix::process::kill_process(pid, rustix::process::Signal::INT);
             }
@@ -256,7 +280,10 @@ impl Resp {
 pub(crate) fn read_response(r: &mut impl BufRead, head: bool) -> std::io::Result<Resp> {
     let mut line = String::new();
     if r.read_line(&mut line)? == 0 {
-        return Err(std::io::Error::new(std::io::ErrorKind::UnexpectedEof, "no response"));
+        return Err(std::io::Error::new(
+            std::io::ErrorKind::UnexpectedEof,
+            "no response",
+        ));
     }
     let status: u16 = line
         .split_whitespace()
@@ -275,7 +302,11 @@ pub(crate) fn read_response(r: &mut impl BufRead, head: bool) -> std::io::Result
             headers.push((n.trim().to_string(), v.trim().to_string()));
         }
     }
-    let mut resp = Resp { status, headers, body: Vec::new() };
+    let mut resp = Resp {
+        status,
+        headers,
+        body: Vec::new(),
+    };
     if head || status == 204 || status == 304 || status == 100 {
         return Ok(resp);
     }

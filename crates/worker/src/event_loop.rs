@@ -559,7 +559,9 @@ impl<'a, A: App> Loop<'a, A> {
         };
         let mut tx = 0;
         let result = conn.out.drain(conn.fd.as_fd(), &mut tx);
-        conn.last_active = Instant::now();
+        if tx > 0 {
+            conn.last_active = Instant::now();
+        }
         if let Some(slot) = self.shared.slot {
             slot.add(WorkerField::TxBytes, tx);
         }
@@ -577,10 +579,12 @@ impl<'a, A: App> Loop<'a, A> {
                         epoll::EventData::new_u64(CONN + idx as u64),
                         epoll::EventFlags::IN | epoll::EventFlags::RDHUP,
                     );
-                }
-                // Pipelined requests may be waiting in the buffer.
-                if conn.rstart < conn.rbuf.len() {
-                    self.pending.push_back(idx);
+                    // Processing paused while the output drained: pipelined requests may be
+                    // waiting in the buffer. (Not otherwise: a partial request in the buffer
+                    // waits for more bytes, not for another turn.)
+                    if conn.rstart < conn.rbuf.len() {
+                        self.pending.push_back(idx);
+                    }
                 }
             }
             Ok(false) => {
@@ -1209,6 +1213,17 @@ mod tests {
             assert_eq!(status, 200);
             assert_eq!(&got[..3], b"/b:");
             assert!(got[3..] == body[..]);
+        });
+    }
+
+    #[test]
+    fn a_partial_request_gets_408_after_the_socket_timeout() {
+        let settings = Settings { socket_timeout: Duration::from_secs(1), ..Settings::default() };
+        with_loop(settings, |addr| {
+            let mut s = TcpStream::connect(addr).unwrap();
+            s.write_all(b"GET / HTTP/1.1\r\nHost:").unwrap();
+            s.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
+            assert_eq!(response(&mut BufReader::new(s)).0, 408);
         });
     }
 }
