@@ -131,6 +131,10 @@ impl Entry<'_> {
     }
 
     fn addr(&self) -> Result<Addr, PlanError> {
+        // The handoff separates sockets with `;` (`liege_proto::handoff::encode_listeners`).
+        if self.value.contains(';') {
+            return Err(self.bad("a socket address cannot hold `;`"));
+        }
         Addr::parse(self.value).map_err(|e| self.bad(e.to_string()))
     }
 }
@@ -347,6 +351,10 @@ mod tests {
             (
                 &[("socket", ":80"), ("harakiri", "-1")],
                 "a.ini:3: invalid value `-1` for `harakiri`: expected a whole number",
+            ),
+            (
+                &[("socket", "/run/a;b.sock")],
+                "a.ini:2: invalid value `/run/a;b.sock` for `socket`: a socket address cannot hold `;`",
             ),
             (
                 &[("processes", "2")],

@@ -511,7 +511,7 @@ impl<'r> Supervisor<'r> {
             .is_some_and(|g| g.plan.need_app);
         match p.kind {
             Kind::Worker { id, slot, board } => {
-                self.release_slot(board, slot, Some(id));
+                let served = self.release_slot(board, slot, Some(id));
                 if self.stopping.is_some() {
                     log!("{} stopped ({how})", p.what());
                     return;
@@ -522,14 +522,27 @@ impl<'r> Supervisor<'r> {
                     return;
                 }
                 if p.generation == current && (!p.told_to_stop || p.harakiri) {
-                    let recycled = code == Some(0) || p.harakiri;
+                    // Exit 0 after serving is a recycle (max-requests, reload-on-rss); exit 0
+                    // without serving anything is throttled like a crash, or a worker that
+                    // exits at once would be respawned in a tight loop.
+                    let recycled = (code == Some(0) && served > 0) || p.harakiri;
                     let Some(seat) = self.seats.get_mut(id - 1) else {
                         return;
                     };
                     let delay = seat.backoff.delay(lived, recycled);
                     seat.due = Some(now + delay);
-                    if code == Some(0) {
-                        log!("{} exited ({how}): recycling it", p.what());
+                    if code == Some(0) && delay.is_zero() {
+                        log!(
+                            "{} exited ({how}) after {served} request(s): recycling it",
+                            p.what()
+                        );
+                    } else if code == Some(0) {
+                        log!(
+                            "{} exited ({how}) after {} without serving a request: respawning in {}",
+                            p.what(),
+                            secs(lived),
+                            millis(delay)
+                        );
                     } else if delay.is_zero() {
                         log!(
                             "{} died ({how}) after {}: respawning",
@@ -594,10 +607,11 @@ impl<'r> Supervisor<'r> {
         }
     }
 
-    /// Frees a scoreboard slot; counts the requests its process served toward the id.
-    fn release_slot(&mut self, board: u64, slot: usize, id: Option<usize>) {
+    /// Frees a scoreboard slot; counts the requests its process served toward the id, and
+    /// returns that count.
+    fn release_slot(&mut self, board: u64, slot: usize, id: Option<usize>) -> u64 {
         let Some(b) = self.boards.iter_mut().find(|b| b.id == board) else {
-            return;
+            return 0;
         };
         if let Some(u) = b.used.get_mut(slot) {
             *u = false;
@@ -609,6 +623,7 @@ impl<'r> Supervisor<'r> {
         if let Some(seat) = id.and_then(|id| self.seats.get_mut(id - 1)) {
             seat.requests_before += served;
         }
+        served
     }
 
     /// Everything that happens on time rather than on an event.

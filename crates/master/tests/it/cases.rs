@@ -25,6 +25,10 @@ pub(crate) static ALL: &[(&str, fn())] = &[
     ("a_killed_worker_comes_back", a_killed_worker_comes_back),
     ("a_crash_loop_is_throttled", a_crash_loop_is_throttled),
     (
+        "exit_0_is_a_recycle_only_after_serving",
+        exit_0_is_a_recycle_only_after_serving,
+    ),
+    (
         "sighup_replaces_every_worker_without_a_failed_request",
         sighup_replaces_every_worker_without_a_failed_request,
     ),
@@ -274,6 +278,46 @@ fn a_crash_loop_is_throttled() {
     ] {
         assert!(log.contains(delay), "{delay} in {log}");
     }
+    assert_eq!(inst.stop(), Some(0));
+}
+
+fn exit_0_is_a_recycle_only_after_serving() {
+    // A worker that exits 0 at once is throttled like a crash.
+    let mut inst = Instance::new();
+    inst.start(
+        &["--http-socket", &format!("127.0.0.1:{}", free_port())],
+        &[("FAKE_MODE", "exit0")],
+    );
+    assert!(
+        inst.wait_for_log("without serving a request: respawning in 250 ms", LONG),
+        "{}",
+        inst.log()
+    );
+    assert_eq!(inst.stop(), Some(0));
+    // One that exits 0 after its requests (max-requests) comes back at once, every time.
+    let mut inst = Instance::new();
+    let addr = format!("127.0.0.1:{}", free_port());
+    inst.start(
+        &["--http-socket", &addr, "--processes", "1"],
+        &[("FAKE_MAX_REQUESTS", "1")],
+    );
+    let mut pids = Vec::new();
+    for _ in 0..4 {
+        let mut reply = None;
+        assert!(wait_until(LONG, || {
+            reply = get(&addr, "/").ok();
+            reply.is_some()
+        }));
+        pids.push(reply.map_or(0, |r| r.pid()));
+    }
+    pids.dedup();
+    assert_eq!(pids.len(), 4, "a new worker for each request: {pids:?}");
+    let log = inst.log();
+    assert!(
+        log.matches("after 1 request(s): recycling it").count() >= 3,
+        "{log}"
+    );
+    assert!(!log.contains("respawning in"), "{log}");
     assert_eq!(inst.stop(), Some(0));
 }
 

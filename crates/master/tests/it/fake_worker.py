@@ -9,6 +9,8 @@ SIGHUP or SIGTERM: finish the current request, exit 0. SIGINT or SIGQUIT: exit a
 Behaviour switches, from the environment the master passes on:
   FAKE_MODE=crash       exit 1 at once
   FAKE_MODE=need-app    exit 22 at once (the app could not be loaded)
+  FAKE_MODE=exit0       exit 0 at once
+  FAKE_MAX_REQUESTS=N   exit 0 after N requests (as max-requests does)
   FAKE_LOAD_DELAY=S     wait S seconds before accepting
   FAKE_IGNORE_HUP=1     ignore SIGHUP (for worker-reload-mercy)
   FAKE_ORPHANS=N        at start, leave N orphans behind (double forks, each in a session of
@@ -79,6 +81,9 @@ def serve(slot):
         os._exit(1)
     if os.environ.get("FAKE_MODE") == "need-app":
         os._exit(22)
+    if os.environ.get("FAKE_MODE") == "exit0":
+        os._exit(0)
+    max_requests = int(os.environ.get("FAKE_MAX_REQUESTS", "0"))
     board = Board(int(os.environ["LIEGE_SCOREBOARD_FD"]), slot)
     board.field(PID, os.getpid())
     board.field(STATE, LOADING)
@@ -106,6 +111,8 @@ def serve(slot):
             except (BlockingIOError, InterruptedError):
                 continue
             handle(board, conn, key.data, slot)
+            if max_requests and board.field(REQUESTS) >= max_requests:
+                stop.append(1)
     os._exit(0)
 
 
