@@ -171,18 +171,15 @@ fn lenient_spots_are_warned_about_with_file_and_line() {
     write(
         dir.path(),
         "w.ini",
-        "[uwsgi]\nprocesse = 2\nlog = /var/log/%Y.log\nharakiri = 30\n",
+        "[uwsgi]\nprocesse = 2\nlog = /var/log/%Y.log\nidle = 30\n",
     );
     let run = config(dir.path(), "w.ini");
     assert_eq!(run.code, Some(0), "{}", run.stderr);
-    assert_eq!(
-        run.stdout,
-        "processe = 2\nlog = /var/log/.log\nharakiri = 30\n"
-    );
+    assert_eq!(run.stdout, "processe = 2\nlog = /var/log/.log\nidle = 30\n");
     for want in [
         "w.ini:2: warning: `processe` is no option (taken as a placeholder); did you mean `processes`?",
         "w.ini:3: warning: `%Y` is no magic variable",
-        "w.ini:4: warning: `harakiri` is a uWSGI option that liege does not implement yet",
+        "w.ini:4: warning: `idle` is a uWSGI option that liege does not implement yet",
     ] {
         assert!(
             run.stderr.contains(want),
@@ -198,7 +195,7 @@ fn an_instance_refuses_unimplemented_uwsgi_options_and_names_them() {
     write(
         dir.path(),
         "v.ini",
-        "[uwsgi]\nbase = /srv\nlimit-as = 512\nharakiri = 30\n",
+        "[uwsgi]\nbase = /srv\nlimit-as = 512\nidle = 30\n",
     );
     for args in [&["--ini", "v.ini"][..], &["v.ini"][..]] {
         let run = run_in(dir.path(), args);
@@ -210,27 +207,42 @@ fn an_instance_refuses_unimplemented_uwsgi_options_and_names_them() {
             "{}",
             run.stderr
         );
-        assert!(run.stderr.contains("v.ini:4: `harakiri`"), "{}", run.stderr);
+        assert!(run.stderr.contains("v.ini:4: `idle`"), "{}", run.stderr);
     }
-    let run = run_in(dir.path(), &["--harakiri", "30", "--ini", "v.ini"]);
+    let run = run_in(dir.path(), &["--idle", "30", "--ini", "v.ini"]);
     assert!(
-        run.stderr.contains("command line argument 1: `harakiri`"),
+        run.stderr.contains("command line argument 1: `idle`"),
         "{}",
         run.stderr
     );
 }
 
 #[test]
-fn an_instance_without_unimplemented_options_says_what_is_not_built_yet() {
+fn an_instance_without_a_socket_says_so_and_starts_nothing() {
     let dir = tempfile::tempdir().expect("tempdir");
     write(dir.path(), "ok.ini", "[uwsgi]\nbase = /srv\nset-ph = x=1\n");
     let run = run_in(dir.path(), &["ok.ini"]);
-    assert_eq!(run.code, Some(1), "{run:?}");
+    assert_eq!(run.code, Some(2), "{run:?}");
     assert!(
-        run.stderr.contains("running an instance is not built yet"),
+        run.stderr
+            .contains("no socket to listen on (set `http-socket` or `socket`)"),
         "{}",
         run.stderr
     );
+}
+
+#[test]
+fn a_bad_master_option_names_its_file_and_line() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    write(
+        dir.path(),
+        "bad.ini",
+        "[uwsgi]\nhttp-socket = 127.0.0.1:0\nprocesses = many\n",
+    );
+    let run = run_in(dir.path(), &["bad.ini"]);
+    assert_eq!(run.code, Some(2), "{run:?}");
+    assert!(run.stderr.contains("bad.ini:3"), "{}", run.stderr);
+    assert!(run.stderr.contains("processes"), "{}", run.stderr);
 }
 
 #[test]

@@ -1218,7 +1218,10 @@ mod tests {
 
     #[test]
     fn a_partial_request_gets_408_after_the_socket_timeout() {
-        let settings = Settings { socket_timeout: Duration::from_secs(1), ..Settings::default() };
+        let settings = Settings {
+            socket_timeout: Duration::from_secs(1),
+            ..Settings::default()
+        };
         with_loop(settings, |addr| {
             let mut s = TcpStream::connect(addr).unwrap();
             s.write_all(b"GET / HTTP/1.1\r\nHost:").unwrap();
