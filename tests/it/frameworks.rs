@@ -185,7 +185,12 @@ fn nginx_uwsgi_pass_serves_the_same_responses() {
             .as_bytes(),
     )
     .unwrap();
-    assert_eq!(r.text(), body);
+    assert!(
+        r.status == 200 && r.text() == body,
+        "status {}, {} bytes back",
+        r.status,
+        r.body.len()
+    );
     let r = get(&addr, "/file").unwrap();
     assert_eq!(r.body, fs_err::read(app("it_matrix.py")).unwrap());
     assert_eq!(get(&addr, "/raise").unwrap().status, 500);

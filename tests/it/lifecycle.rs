@@ -216,7 +216,7 @@ fn keep_alive_is_fair_to_every_connection() {
 
 #[test]
 fn prefork_workers_are_forked_by_a_zygote_as_children_of_the_master() {
-    let (inst, addr) = matrix(&["--processes", "2", "--lazy-apps", "false"]);
+    let (inst, addr) = matrix(&["--processes", "2", "--lazy-apps=false"]);
     let children = inst.children();
     assert_eq!(
         children.len(),

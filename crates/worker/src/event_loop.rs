@@ -868,6 +868,12 @@ impl<'a, A: App> Loop<'a, A> {
             core,
             tx: 0,
         };
+        let remote_addr = (conn.proto == Proto::Uwsgi && !shared.settings.disable_logging)
+            .then(|| {
+                vars.get(b"REMOTE_ADDR")
+                    .map(|a| String::from_utf8_lossy(a).into_owned())
+            })
+            .flatten();
         let nvars = vars.len();
         let vars_bytes: usize = vars.iter().map(|(k, v)| k.len() + v.len()).sum();
         let mut response = Response::new(&mut output, framing);
@@ -952,6 +958,11 @@ impl<'a, A: App> Loop<'a, A> {
             worker_requests = slot.get(WorkerField::Requests);
         }
         if !shared.settings.disable_logging {
+            // The client's address: the peer's, or on a uwsgi socket what the front sent.
+            let remote = match conn.proto {
+                Proto::Http => conn.peer_addr.clone(),
+                Proto::Uwsgi => remote_addr.unwrap_or_default(),
+            };
             let vars = method_and_uri(&head.label);
             log::request(
                 shared.settings.log_format.as_deref(),
@@ -961,7 +972,7 @@ impl<'a, A: App> Loop<'a, A> {
                     core: self.core_id,
                     worker_requests,
                     core_requests: self.core_requests,
-                    addr: &conn.peer_addr,
+                    addr: &remote,
                     method: vars.0,
                     uri: vars.1,
                     proto: if head.http11 {

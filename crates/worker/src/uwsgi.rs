@@ -67,6 +67,9 @@ pub fn parse_request(buf: &[u8], limits: &Limits) -> Result<Option<(UwsgiHead, u
             b"CONTENT_LENGTH" => body_len = content_length(value, limits)?,
             b"HTTPS" => https = value.eq_ignore_ascii_case(b"on") || value == b"1",
             b"UWSGI_SCHEME" => https = value.eq_ignore_ascii_case(b"https"),
+            // nginx passes these headers twice, as CGI wants them and as HTTP_*; CGI (and PEP
+            // 3333, whose validator refuses them) wants only the first.
+            b"HTTP_CONTENT_TYPE" | b"HTTP_CONTENT_LENGTH" => continue,
             _ => {}
         }
         vars.push(key, value);
@@ -286,5 +289,30 @@ mod tests {
             e.to_string(),
             "uwsgi var at byte 0: the key's 9 bytes run past the end of the block"
         );
+    }
+
+    #[test]
+    fn nginx_duplicate_content_headers_are_dropped() {
+        let p = proto::encode(
+            0,
+            0,
+            &[
+                (b"REQUEST_METHOD", b"POST"),
+                (b"CONTENT_TYPE", b"text/plain"),
+                (b"CONTENT_LENGTH", b"2"),
+                (b"HTTP_CONTENT_TYPE", b"text/plain"),
+                (b"HTTP_CONTENT_LENGTH", b"2"),
+            ],
+        )
+        .unwrap();
+        let limits = Limits {
+            head: 4096,
+            body: 0,
+        };
+        let (head, _) = parse_request(&p, &limits).unwrap().unwrap();
+        assert_eq!(head.vars.get(b"CONTENT_TYPE"), Some(&b"text/plain"[..]));
+        assert_eq!(head.vars.get(b"HTTP_CONTENT_TYPE"), None);
+        assert_eq!(head.vars.get(b"HTTP_CONTENT_LENGTH"), None);
+        assert_eq!(head.body_len, 2);
     }
 }

@@ -94,7 +94,7 @@ pub static OPTIONS: &[Spec] = &[
     opt("master", Master, Flag, "Run a master that supervises the workers (liege always does; accepted for uWSGI command lines)"),
     opt("processes", Master, Number, "How many worker processes serve requests").aliases(&["workers"]).default("1"),
     opt("threads", Master, Number, "How many interpreter threads each worker runs, each with its own connections").default("1"),
-    opt("lazy-apps", Master, Flag, "Load the app in each worker (liege's default, unlike uWSGI); `lazy-apps = false` loads it once in a zygote process that forks the workers (prefork)").default("true"),
+    opt("lazy-apps", Master, Flag, "Load the app in each worker (liege's default, unlike uWSGI); `lazy-apps = false` loads it once in a zygote process that forks the workers (prefork; on the command line `--lazy-apps=false`)").default("true").optional_arg(),
     opt("plugin", Master, Text, "The language worker to run: `python3` runs `liege-python`, `python311` runs `liege-python3.11` (looked up beside `liege`, then in `plugins-dir`); the first language plugin named wins").aliases(&["plugins"]).repeatable(),
     opt("plugins-dir", Master, Path, "Another folder where language workers (`liege-python3.11`...) are looked up").aliases(&["plugin-dir"]).repeatable(),
     opt("harakiri", Master, Number, "Kill a worker whose request has run longer than this many seconds; the client gets 504 and a new worker takes its place"),
