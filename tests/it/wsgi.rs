@@ -302,3 +302,42 @@ fn liege_proto_encode(vars: &[(&[u8], &[u8])]) -> Vec<u8> {
     p.extend_from_slice(&block);
     p
 }
+
+#[test]
+fn module_pythonpath_callable_env_chdir_and_threads() {
+    let port = free_port();
+    let sock = format!("127.0.0.1:{port}");
+    let pkg = crate::common::repo().join("tests/apps/python/pkg");
+    let cwd = tempfile::tempdir().unwrap();
+    let cwd_path = cwd.path().canonicalize().unwrap();
+    let mut inst = Instance::start(&[
+        "--http-socket",
+        &sock,
+        "--pythonpath",
+        pkg.to_str().unwrap(),
+        "--module",
+        "greeter:entry",
+        "--env",
+        "LIEGE_T_GREETING=bonjour",
+        "--chdir",
+        cwd_path.to_str().unwrap(),
+        "--processes",
+        "1",
+        "--threads",
+        "4",
+    ]);
+    let addr = Addr::Tcp(sock.parse().unwrap());
+    inst.wait_ready(&addr, "/", Duration::from_secs(30));
+    assert_eq!(
+        get(&addr, "/").unwrap().text(),
+        format!("bonjour {}", cwd_path.display())
+    );
+    // Eight slow requests at once on one worker of four threads: several threads serve them.
+    let idents: std::collections::BTreeSet<String> = std::thread::scope(|s| {
+        let handles: Vec<_> = (0..8)
+            .map(|_| s.spawn(|| get(&addr, "/thread").unwrap().text()))
+            .collect();
+        handles.into_iter().map(|h| h.join().unwrap()).collect()
+    });
+    assert!(idents.len() >= 2, "one thread served all: {idents:?}");
+}
