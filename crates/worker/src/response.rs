@@ -40,7 +40,7 @@ pub enum HeaderError {
     BadStatus(String),
     #[error("header name `{0}` is not a token")]
     BadName(String),
-    #[error("header `{name}` has a control character in its value")]
+    #[error("header `{name}` has a control character, or one beyond latin-1, in its value")]
     BadValue { name: String },
     #[error("header `{0}` is hop-by-hop: the server manages it")]
     HopByHop(String),
@@ -68,6 +68,19 @@ fn is_token(name: &str) -> bool {
         && name
             .bytes()
             .all(|c| c.is_ascii_alphanumeric() || b"!#$%&'*+-.^_`|~".contains(&c))
+}
+
+/// Appends text as latin-1, one byte a character, as HTTP heads carry it (PEP 3333's rule for
+/// header values); `start` refused any character beyond U+00FF.
+fn push_latin1(out: &mut Vec<u8>, text: &str) {
+    if text.is_ascii() {
+        out.extend_from_slice(text.as_bytes());
+    } else {
+        out.extend(
+            text.chars()
+                .map(|c| u8::try_from(u32::from(c)).unwrap_or(b'?')),
+        );
+    }
 }
 
 /// A response being written.
@@ -125,7 +138,9 @@ impl<'a> Response<'a> {
             && b[..3].iter().all(u8::is_ascii_digit)
             && b[0] != b'0'
             && b[3] == b' '
-            && !b.iter().any(|&c| c < 0x20 || c == 0x7f);
+            && !status
+                .chars()
+                .any(|c| c < ' ' || c == '\x7f' || u32::from(c) > 0xff);
         if !ok {
             return Err(HeaderError::BadStatus(status.to_string()));
         }
@@ -137,7 +152,10 @@ impl<'a> Response<'a> {
             if !is_token(name) {
                 return Err(HeaderError::BadName(name.clone()));
             }
-            if value.bytes().any(|c| (c < 0x20 && c != b'\t') || c == 0x7f) {
+            if value
+                .chars()
+                .any(|c| (c < ' ' && c != '\t') || c == '\x7f' || u32::from(c) > 0xff)
+            {
                 return Err(HeaderError::BadValue { name: name.clone() });
             }
             let lower = name.to_ascii_lowercase();
@@ -202,12 +220,12 @@ impl<'a> Response<'a> {
         } else {
             b"HTTP/1.0 "
         });
-        head.extend_from_slice(line.as_bytes());
+        push_latin1(&mut head, line);
         head.extend_from_slice(b"\r\n");
         for (n, v) in &self.headers {
             head.extend_from_slice(n.as_bytes());
             head.extend_from_slice(b": ");
-            head.extend_from_slice(v.as_bytes());
+            push_latin1(&mut head, v);
             head.extend_from_slice(b"\r\n");
         }
         if self.chunked {
@@ -507,6 +525,25 @@ pub(crate) mod tests {
             Err(HeaderError::HopByHop(_))
         ));
         assert!(r.write(b"x").is_err(), "writing before start");
+    }
+
+    #[test]
+    fn header_values_go_out_as_latin1() {
+        let mut c = Collect::default();
+        let mut r = Response::new(&mut c, HTTP11);
+        r.start("200 Caf\u{e9}", vec![("X-Name".into(), "Jos\u{e9}".into())])
+            .unwrap();
+        r.write_last(b"").unwrap();
+        r.finish().unwrap();
+        assert!(
+            c.bytes
+                .starts_with(b"HTTP/1.1 200 Caf\xe9\r\nX-Name: Jos\xe9\r\n")
+        );
+        let mut r = Response::new(&mut c, HTTP11);
+        assert!(matches!(
+            r.start("200 OK", vec![("X".into(), "\u{20ac}".into())]),
+            Err(HeaderError::BadValue { .. })
+        ));
     }
 
     #[test]
