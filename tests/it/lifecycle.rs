@@ -415,3 +415,58 @@ fn plugin_pythonxy_runs_the_worker_built_for_that_version() {
     assert_ne!(r.code, Some(0));
     assert!(r.stderr.contains("liege-python3.99"), "{}", r.stderr);
 }
+
+#[test]
+fn reload_on_rss_recycles_a_worker_past_its_memory() {
+    // 1 MB: every Python worker is past it after its first request.
+    let (_inst, addr) = matrix(&["--processes", "1", "--reload-on-rss", "1"]);
+    let mut pids = std::collections::BTreeSet::new();
+    for _ in 0..4 {
+        pids.insert(pid_of(&addr));
+    }
+    assert!(
+        pids.len() >= 3,
+        "4 requests with reload-on-rss 1 saw pids {pids:?}"
+    );
+}
+
+#[test]
+fn chown_socket_gives_the_unix_socket_away_and_vacuum_removes_it() {
+    let dir = tempfile::tempdir().unwrap();
+    let sock = dir.path().join("app.sock");
+    let file = app("it_matrix.py");
+    let s = sock.to_str().unwrap().to_string();
+    let mut inst = Instance::start_in(
+        dir,
+        &[
+            "--socket",
+            &s,
+            "--wsgi-file",
+            &file,
+            "--chown-socket",
+            "nobody:nogroup",
+            "--vacuum",
+        ],
+    );
+    eventually(&inst, Duration::from_secs(10), "the socket", || {
+        sock.exists()
+    });
+    let meta = fs_err::metadata(&sock).unwrap();
+    assert_eq!(
+        std::os::unix::fs::MetadataExt::uid(&meta),
+        65534,
+        "owned by nobody"
+    );
+    assert_eq!(
+        std::os::unix::fs::MetadataExt::gid(&meta),
+        65534,
+        "group nogroup"
+    );
+    inst.signal(Signal::INT);
+    assert_eq!(
+        inst.wait_exit(Duration::from_secs(10))
+            .and_then(|s| s.code()),
+        Some(0)
+    );
+    assert!(!sock.exists(), "vacuum removed the socket");
+}
