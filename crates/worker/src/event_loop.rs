@@ -353,56 +353,62 @@ impl<'a, A: App> Loop<'a, A> {
     /// Runs until the worker is told to stop and this loop's connections are done.
     pub(crate) fn run(mut self) -> io::Result<()> {
         let mut events: Vec<epoll::Event> = Vec::with_capacity(256);
-        loop {
-            if self.shared.stopping.load(Ordering::Relaxed) && self.stopping_since.is_none() {
-                self.begin_stop();
-            }
-            if let Some(since) = self.stopping_since {
-                self.close_idle_for_stop(since);
-                if self.live == 0 || since.elapsed() > self.shared.settings.worker_reload_mercy {
-                    return Ok(());
-                }
-            }
-            let timeout = if self.pending.is_empty() {
-                rustix::time::Timespec {
-                    tv_sec: 1,
-                    tv_nsec: 0,
-                }
-            } else {
-                rustix::time::Timespec {
-                    tv_sec: 0,
-                    tv_nsec: 0,
-                }
-            };
-            events.clear();
-            match epoll::wait(&self.epoll, spare_capacity(&mut events), Some(&timeout)) {
-                Ok(_) | Err(Errno::INTR) => {}
-                Err(e) => return Err(e.into()),
-            }
-            for ev in events.iter() {
-                let token = ev.data.u64();
-                let flags = ev.flags;
-                if token == STOP {
-                    let _ = epoll::delete(&self.epoll, self.shared.stop_pipe);
-                    self.shared.stopping.store(true, Ordering::Relaxed);
-                } else if token < CONN {
-                    if self.stopping_since.is_none() {
-                        self.accept(usize::try_from(token).unwrap_or(0));
-                    }
-                } else {
-                    let idx = usize::try_from(token - CONN).unwrap_or(usize::MAX);
-                    self.on_event(idx, flags);
-                }
-            }
-            for _ in 0..self.pending.len() {
-                if let Some(idx) = self.pending.pop_front() {
-                    self.process(idx);
-                }
-            }
-            if self.last_sweep.elapsed() >= Duration::from_secs(1) {
-                self.sweep();
+        while self.turn(&mut events)? {}
+        Ok(())
+    }
+
+    /// One pass of the loop: waits for events (not when requests are pending), handles them,
+    /// serves pending requests, sweeps timeouts. False once the loop is done.
+    fn turn(&mut self, events: &mut Vec<epoll::Event>) -> io::Result<bool> {
+        if self.shared.stopping.load(Ordering::Relaxed) && self.stopping_since.is_none() {
+            self.begin_stop();
+        }
+        if let Some(since) = self.stopping_since {
+            self.close_idle_for_stop(since);
+            if self.live == 0 || since.elapsed() > self.shared.settings.worker_reload_mercy {
+                return Ok(false);
             }
         }
+        let timeout = if self.pending.is_empty() {
+            rustix::time::Timespec {
+                tv_sec: 1,
+                tv_nsec: 0,
+            }
+        } else {
+            rustix::time::Timespec {
+                tv_sec: 0,
+                tv_nsec: 0,
+            }
+        };
+        events.clear();
+        match epoll::wait(&self.epoll, spare_capacity(events), Some(&timeout)) {
+            Ok(_) | Err(Errno::INTR) => {}
+            Err(e) => return Err(e.into()),
+        }
+        for ev in events.iter() {
+            let token = ev.data.u64();
+            let flags = ev.flags;
+            if token == STOP {
+                let _ = epoll::delete(&self.epoll, self.shared.stop_pipe);
+                self.shared.stopping.store(true, Ordering::Relaxed);
+            } else if token < CONN {
+                if self.stopping_since.is_none() {
+                    self.accept(usize::try_from(token).unwrap_or(0));
+                }
+            } else {
+                let idx = usize::try_from(token - CONN).unwrap_or(usize::MAX);
+                self.on_event(idx, flags);
+            }
+        }
+        for _ in 0..self.pending.len() {
+            if let Some(idx) = self.pending.pop_front() {
+                self.process(idx);
+            }
+        }
+        if self.last_sweep.elapsed() >= Duration::from_secs(1) {
+            self.sweep();
+        }
+        Ok(true)
     }
 
     fn begin_stop(&mut self) {
@@ -1074,38 +1080,80 @@ mod tests {
         }
     }
 
-    fn with_loop(settings: Settings, test: impl FnOnce(std::net::SocketAddr)) {
+    /// A loopback HTTP listener as the master would hand it over.
+    fn listening(proto: Proto) -> (Listening, std::net::SocketAddr) {
         let listener = TcpListener::bind("127.0.0.1:0").unwrap();
         let addr = listener.local_addr().unwrap();
         listener.set_nonblocking(true).unwrap();
-        let listeners = vec![Listening {
+        let l = Listening {
             fd: OwnedFd::from(listener),
-            proto: Proto::Http,
+            proto,
             server_name: "127.0.0.1".into(),
             server_port: addr.port().to_string(),
             tcp: true,
-        }];
+        };
+        (l, addr)
+    }
+
+    /// What a worker's loops share, over `listeners`, for `test`.
+    fn with_shared<A: App, R>(
+        settings: &Settings,
+        app: &A,
+        slot: Option<WorkerSlot<'_>>,
+        listeners: &[Listening],
+        test: impl FnOnce(&Shared<'_, A>) -> R,
+    ) -> R {
         let (stop_read, _stop_write) = rustix::pipe::pipe().unwrap();
         let stopping = AtomicBool::new(false);
-        let statics = StaticFiles::new(&settings).unwrap();
+        let statics = StaticFiles::new(settings).unwrap();
         let shared = Shared {
-            app: Some(&Echo),
-            settings: &settings,
+            app: Some(app),
+            settings,
             statics: &statics,
-            listeners: &listeners,
-            slot: None,
+            listeners,
+            slot,
             worker_id: 1,
             stop_pipe: stop_read.as_fd(),
             stopping: &stopping,
             max_requests: 0,
             pid: 1,
         };
-        std::thread::scope(|s| {
-            let handle = s.spawn(|| Loop::new(&shared, 0).and_then(Loop::run));
-            test(addr);
-            stopping.store(true, Ordering::Relaxed);
-            handle.join().unwrap().unwrap();
+        test(&shared)
+    }
+
+    /// Runs a loop in a thread while `test` talks to it, then stops it and checks it ended.
+    fn with_loop(settings: Settings, test: impl FnOnce(std::net::SocketAddr)) {
+        let (l, addr) = listening(Proto::Http);
+        with_shared(&settings, &Echo, None, &[l], |shared| {
+            std::thread::scope(|s| {
+                let handle = s.spawn(|| Loop::new(shared, 0).and_then(Loop::run));
+                test(addr);
+                shared.stopping.store(true, Ordering::Relaxed);
+                handle.join().unwrap().unwrap();
+            })
         });
+    }
+
+    /// Turns the loop until `done` holds (after a turn), for at most 20 seconds.
+    fn turn_until<A: App>(
+        lp: &mut Loop<'_, A>,
+        what: &str,
+        mut done: impl FnMut(&Loop<'_, A>) -> bool,
+    ) {
+        let mut events = Vec::with_capacity(256);
+        let deadline = Instant::now() + Duration::from_secs(20);
+        while !done(lp) {
+            assert!(Instant::now() < deadline, "the loop never got to: {what}");
+            assert!(
+                lp.turn(&mut events).unwrap(),
+                "the loop ended before: {what}"
+            );
+        }
+    }
+
+    /// The live connections of a loop.
+    fn conns<'l, A: App>(lp: &'l Loop<'_, A>) -> impl Iterator<Item = &'l Conn> {
+        lp.conns.iter().flatten()
     }
 
     fn response(r: &mut impl BufRead) -> (u16, Vec<(String, String)>, Vec<u8>) {
