@@ -288,6 +288,13 @@ struct Conn {
     close_after_flush: bool,
     last_active: Instant,
     peer_closed: bool,
+    /// In [`Loop::pending`] (so it is queued once, whatever asks for it).
+    queued: bool,
+    /// What is buffered from `rstart` holds no complete request (at most the start of one):
+    /// only more bytes from the client can move this connection on. While this is false and
+    /// bytes are buffered, nothing more is read: a pipelining client's requests wait in the
+    /// kernel, not in this process.
+    need_input: bool,
 }
 
 impl Conn {
@@ -401,7 +408,14 @@ impl<'a, A: App> Loop<'a, A> {
             }
         }
         for _ in 0..self.pending.len() {
-            if let Some(idx) = self.pending.pop_front() {
+            let Some(idx) = self.pending.pop_front() else {
+                break;
+            };
+            // An entry left by a connection closed since is stale: its slot may hold another.
+            if let Some(Some(conn)) = self.conns.get_mut(idx)
+                && conn.queued
+            {
+                conn.queued = false;
                 self.process(idx);
             }
         }
@@ -476,6 +490,8 @@ impl<'a, A: App> Loop<'a, A> {
             close_after_flush: false,
             last_active: Instant::now(),
             peer_closed: false,
+            queued: false,
+            need_input: true,
         };
         let idx = match self.free.pop() {
             Some(i) => i,
@@ -534,8 +550,13 @@ impl<'a, A: App> Loop<'a, A> {
         let Some(Some(conn)) = self.conns.get_mut(idx) else {
             return;
         };
-        if conn.rstart > 0 && conn.rstart == conn.rbuf.len() {
-            conn.rbuf.clear();
+        if !conn.need_input && conn.rstart < conn.rbuf.len() {
+            // Requests are buffered still: they are served first (the connection is pending,
+            // or waits for its output to drain).
+            return;
+        }
+        if conn.rstart > 0 {
+            conn.rbuf.drain(..conn.rstart);
             conn.rstart = 0;
         }
         conn.rbuf.reserve(READ_CHUNK);
@@ -549,7 +570,10 @@ impl<'a, A: App> Loop<'a, A> {
                     return;
                 }
             }
-            Ok(_) => conn.last_active = Instant::now(),
+            Ok(_) => {
+                conn.last_active = Instant::now();
+                conn.need_input = false;
+            }
             Err(Errno::AGAIN | Errno::INTR) => return,
             Err(_) => {
                 self.close(idx);
@@ -585,7 +609,8 @@ impl<'a, A: App> Loop<'a, A> {
                     );
                 }
                 // Pipelined requests may be waiting in the buffer.
-                if conn.rstart < conn.rbuf.len() {
+                if !conn.need_input && conn.rstart < conn.rbuf.len() && !conn.queued {
+                    conn.queued = true;
                     self.pending.push_back(idx);
                 }
             }
@@ -611,17 +636,28 @@ impl<'a, A: App> Loop<'a, A> {
             let Some(Some(conn)) = self.conns.get_mut(idx) else {
                 return;
             };
-            if conn.writing || matches!(conn.phase, Phase::Closing) {
+            // Output not yet sent stops the burst: `write_out` comes back here once it is gone.
+            if conn.writing
+                || matches!(conn.phase, Phase::Closing)
+                || conn.out.bytes >= OUT_HIGH_WATER
+            {
                 break;
             }
             if served >= BURST {
-                self.pending.push_back(idx);
+                if !conn.queued {
+                    conn.queued = true;
+                    self.pending.push_back(idx);
+                }
                 break;
             }
             match std::mem::replace(&mut conn.phase, Phase::Head) {
                 Phase::Head => {
                     let avail = &conn.rbuf[conn.rstart..];
                     if avail.is_empty() {
+                        conn.need_input = true;
+                        // Between requests a connection holds no buffer.
+                        conn.rbuf = Vec::new();
+                        conn.rstart = 0;
                         break;
                     }
                     let parsed = match conn.proto {
@@ -666,6 +702,7 @@ impl<'a, A: App> Loop<'a, A> {
                                 self.close(idx);
                                 return;
                             }
+                            conn.need_input = true;
                             break;
                         }
                         Err(e) => {
@@ -783,6 +820,7 @@ impl<'a, A: App> Loop<'a, A> {
                             self.close(idx);
                             return;
                         }
+                        conn.need_input = true;
                         conn.phase = Phase::Body { head, sink, left };
                         break;
                     }
@@ -1052,7 +1090,7 @@ mod tests {
     use std::io::{BufRead, BufReader};
     use std::net::{TcpListener, TcpStream};
 
-    /// Echoes the path and the body; `/fail` fails; `/stream` streams.
+    /// Echoes the path and the body; `/fail` fails; `/stream` streams; `/big/N` answers N bytes.
     struct Echo;
 
     impl App for Echo {
@@ -1064,6 +1102,12 @@ mod tests {
             response
                 .start("200 OK", vec![])
                 .map_err(|e| AppError(e.to_string()))?;
+            if let Some(n) = path.strip_prefix(b"/big/") {
+                let n: usize = String::from_utf8_lossy(n).parse().unwrap();
+                return response
+                    .write_last(&vec![b'x'; n])
+                    .map_err(|e| AppError(e.to_string()));
+            }
             if path == b"/stream" {
                 for piece in [&b"a"[..], b"bc"] {
                     response.write(piece).map_err(|e| AppError(e.to_string()))?;
@@ -1149,6 +1193,14 @@ mod tests {
                 "the loop ended before: {what}"
             );
         }
+    }
+
+    /// A client connection that gives up (and fails its test) after 20 seconds of silence.
+    fn connect(addr: std::net::SocketAddr) -> TcpStream {
+        let c = TcpStream::connect(addr).unwrap();
+        c.set_read_timeout(Some(Duration::from_secs(20))).unwrap();
+        c.set_write_timeout(Some(Duration::from_secs(20))).unwrap();
+        c
     }
 
     /// The live connections of a loop.
@@ -1257,6 +1309,147 @@ mod tests {
             assert_eq!(status, 200);
             assert_eq!(&got[..3], b"/b:");
             assert!(got[3..] == body[..]);
+        });
+    }
+
+    fn quiet() -> Settings {
+        Settings {
+            disable_logging: true,
+            ..Settings::default()
+        }
+    }
+
+    #[test]
+    fn a_partial_head_waits_for_more_instead_of_spinning() {
+        let (l, addr) = listening(Proto::Http);
+        with_shared(&quiet(), &Echo, None, &[l], |shared| {
+            let mut lp = Loop::new(shared, 0).unwrap();
+            let mut c = connect(addr);
+            c.write_all(b"GET /x HTTP/1.1\r\nHo").unwrap();
+            turn_until(&mut lp, "the partial head is read", |lp| {
+                conns(lp).any(|c| !c.rbuf.is_empty())
+            });
+            // Nothing can be served until more arrives: the loop must wait in epoll, not come
+            // back to this connection at once (a busy loop while a client is slow).
+            assert!(lp.pending.is_empty(), "pending: {:?}", lp.pending);
+            c.write_all(b"st: x\r\n\r\n").unwrap();
+            let mut r = BufReader::new(c);
+            std::thread::scope(|s| {
+                let reader = s.spawn(move || response(&mut r));
+                turn_until(&mut lp, "the response is read", |_| reader.is_finished());
+                assert_eq!(reader.join().unwrap().2, b"/x:");
+            });
+        });
+    }
+
+    #[test]
+    fn a_pipelining_client_holds_a_bounded_read_buffer_and_one_place_in_line() {
+        const N: usize = 3000;
+        let (l, addr) = listening(Proto::Http);
+        with_shared(&quiet(), &Echo, None, &[l], |shared| {
+            let mut lp = Loop::new(shared, 0).unwrap();
+            let c = connect(addr);
+            let mut w = c.try_clone().unwrap();
+            let mut r = BufReader::new(c);
+            std::thread::scope(|s| {
+                s.spawn(move || {
+                    let mut raw = Vec::new();
+                    for i in 0..N {
+                        raw.extend_from_slice(
+                            format!("GET /{i} HTTP/1.1\r\nHost: x\r\n\r\n").as_bytes(),
+                        );
+                    }
+                    w.write_all(&raw).unwrap();
+                });
+                let reader = s.spawn(move || {
+                    for i in 0..N {
+                        assert_eq!(response(&mut r).2, format!("/{i}:").into_bytes());
+                    }
+                });
+                let mut most_buffered = 0;
+                turn_until(&mut lp, "every response is read", |lp| {
+                    for c in conns(lp) {
+                        most_buffered = most_buffered.max(c.rbuf.capacity());
+                    }
+                    let mut seen: Vec<usize> = lp.pending.iter().copied().collect();
+                    seen.sort_unstable();
+                    let before = seen.len();
+                    seen.dedup();
+                    assert_eq!(
+                        seen.len(),
+                        before,
+                        "a connection queued twice: {:?}",
+                        lp.pending
+                    );
+                    reader.is_finished()
+                });
+                reader.join().unwrap();
+                // At most a partial head plus one read, in a vector that may double once.
+                let bound = 2 * (shared.settings.buffer_size + READ_CHUNK);
+                assert!(
+                    most_buffered <= bound,
+                    "read buffer grew to {most_buffered} bytes (bound {bound})"
+                );
+            });
+        });
+    }
+
+    #[test]
+    fn an_idle_keep_alive_connection_holds_no_read_buffer() {
+        let (l, addr) = listening(Proto::Http);
+        with_shared(&quiet(), &Echo, None, &[l], |shared| {
+            let mut lp = Loop::new(shared, 0).unwrap();
+            let mut c = connect(addr);
+            c.write_all(b"GET /a HTTP/1.1\r\nHost: x\r\n\r\n").unwrap();
+            let mut r = BufReader::new(c);
+            std::thread::scope(|s| {
+                // The client stays connected (the reader gives its stream back).
+                let reader = s.spawn(move || (response(&mut r), r));
+                turn_until(&mut lp, "the response is read", |_| reader.is_finished());
+                let ((_, _, body), _client) = reader.join().unwrap();
+                assert_eq!(body, b"/a:");
+                let held: Vec<usize> = conns(&lp).map(|c| c.rbuf.capacity()).collect();
+                assert_eq!(held, [0]);
+            });
+        });
+    }
+
+    #[test]
+    fn a_burst_of_pipelined_requests_stops_while_output_is_queued() {
+        const BIG: usize = 4_000_000;
+        let (l, addr) = listening(Proto::Http);
+        with_shared(&quiet(), &Echo, None, &[l], |shared| {
+            let mut lp = Loop::new(shared, 0).unwrap();
+            let mut c = connect(addr);
+            let mut raw = Vec::new();
+            for _ in 0..BURST {
+                raw.extend_from_slice(
+                    format!("GET /big/{BIG} HTTP/1.1\r\nHost: x\r\n\r\n").as_bytes(),
+                );
+            }
+            // The client sends its requests and reads nothing yet.
+            c.write_all(&raw).unwrap();
+            let mut most_queued = 0;
+            turn_until(&mut lp, "the connection waits for the client", |lp| {
+                for c in conns(lp) {
+                    most_queued = most_queued.max(c.out.bytes);
+                }
+                conns(lp).any(|c| c.writing)
+            });
+            assert!(
+                most_queued <= OUT_HIGH_WATER + BIG,
+                "{most_queued} bytes queued for a client that does not read"
+            );
+            let mut r = BufReader::new(c);
+            std::thread::scope(|s| {
+                let reader = s.spawn(move || {
+                    for _ in 0..BURST {
+                        assert_eq!(response(&mut r).2.len(), BIG);
+                    }
+                });
+                turn_until(&mut lp, "every response is read", |_| reader.is_finished());
+                reader.join().unwrap();
+            });
         });
     }
 }
