@@ -715,11 +715,8 @@ impl<'a, A: App> Loop<'a, A> {
                             self.reply_error(idx, code, reason);
                             return;
                         }
-                        Ok(Some((mut head, n))) => {
+                        Ok(Some((head, n))) => {
                             conn.rstart += n;
-                            if self.stopping_since.is_some() {
-                                head.keep_alive = false;
-                            }
                             let left = match head.body {
                                 BodyKind::None | BodyKind::Length(0) => None,
                                 BodyKind::Length(len) => Some(BodyLeft::Length(len)),
@@ -894,9 +891,13 @@ impl<'a, A: App> Loop<'a, A> {
             core.set_label(&head.label);
             core.begin(conn.fd.as_raw_fd(), monotonic_micros());
         }
+        // Once the worker is told to stop, every response closes its connection: also one whose
+        // head came before the stop (its body arrived after), or in the same turn as the stop.
         let framing = Framing {
             http11: head.http11,
-            keep_alive: head.keep_alive && !conn.close_after_flush,
+            keep_alive: head.keep_alive
+                && !conn.close_after_flush
+                && !shared.stopping.load(Ordering::Relaxed),
             head_only: head.head_only,
             http: conn.proto == Proto::Http,
         };
@@ -1087,7 +1088,7 @@ pub(crate) fn rss_bytes() -> u64 {
 mod tests {
     use super::*;
     use crate::app::AppError;
-    use std::io::{BufRead, BufReader};
+    use std::io::{BufRead, BufReader, Read};
     use std::net::{TcpListener, TcpStream};
 
     /// Echoes the path and the body; `/fail` fails; `/stream` streams; `/big/N` answers N bytes.
@@ -1178,7 +1179,8 @@ mod tests {
         });
     }
 
-    /// Turns the loop until `done` holds (after a turn), for at most 20 seconds.
+    /// Turns the loop until `done` holds (after a turn, or when the loop ends), for at most 20
+    /// seconds.
     fn turn_until<A: App>(
         lp: &mut Loop<'_, A>,
         what: &str,
@@ -1188,10 +1190,10 @@ mod tests {
         let deadline = Instant::now() + Duration::from_secs(20);
         while !done(lp) {
             assert!(Instant::now() < deadline, "the loop never got to: {what}");
-            assert!(
-                lp.turn(&mut events).unwrap(),
-                "the loop ended before: {what}"
-            );
+            if !lp.turn(&mut events).unwrap() {
+                assert!(done(lp), "the loop ended before: {what}");
+                return;
+            }
         }
     }
 
@@ -1450,6 +1452,149 @@ mod tests {
                 turn_until(&mut lp, "every response is read", |_| reader.is_finished());
                 reader.join().unwrap();
             });
+        });
+    }
+
+    fn header<'h>(headers: &'h [(String, String)], name: &str) -> Option<&'h str> {
+        headers
+            .iter()
+            .find(|(n, _)| n.eq_ignore_ascii_case(name))
+            .map(|(_, v)| v.as_str())
+    }
+
+    #[test]
+    fn a_request_whose_body_arrives_across_a_stop_is_answered_with_connection_close() {
+        let (l, addr) = listening(Proto::Http);
+        with_shared(&quiet(), &Echo, None, &[l], |shared| {
+            let mut lp = Loop::new(shared, 0).unwrap();
+            let mut c = connect(addr);
+            c.write_all(b"POST /p HTTP/1.1\r\nHost: x\r\nContent-Length: 6\r\n\r\nabc")
+                .unwrap();
+            turn_until(&mut lp, "the body is being received", |lp| {
+                conns(lp).any(|c| matches!(c.phase, Phase::Body { .. }))
+            });
+            shared.stopping.store(true, Ordering::Relaxed);
+            c.write_all(b"def").unwrap();
+            let mut r = BufReader::new(c);
+            std::thread::scope(|s| {
+                let reader = s.spawn(move || {
+                    let got = response(&mut r);
+                    let mut rest = Vec::new();
+                    r.read_to_end(&mut rest).unwrap();
+                    (got, rest)
+                });
+                turn_until(&mut lp, "the connection is closed", |lp| lp.live == 0);
+                let ((status, headers, body), rest) = reader.join().unwrap();
+                assert_eq!((status, body, rest), (200, b"/p:abcdef".to_vec(), vec![]));
+                assert_eq!(header(&headers, "connection"), Some("close"));
+            });
+            // Nothing is left: the loop ends.
+            let mut events = Vec::with_capacity(8);
+            assert!(!lp.turn(&mut events).unwrap());
+        });
+    }
+
+    #[test]
+    fn a_stop_answers_what_is_in_flight_closes_idle_connections_and_accepts_nothing() {
+        let (l, addr) = listening(Proto::Http);
+        with_shared(&quiet(), &Echo, None, &[l], |shared| {
+            let mut lp = Loop::new(shared, 0).unwrap();
+            let mut idle = BufReader::new(connect(addr));
+            idle.get_mut()
+                .write_all(b"GET /i HTTP/1.1\r\nHost: x\r\n\r\n")
+                .unwrap();
+            let mut busy = connect(addr);
+            busy.write_all(b"GET /b HTTP/1.1\r\nHo").unwrap();
+            std::thread::scope(|s| {
+                let reader = s.spawn(|| response(&mut idle));
+                turn_until(&mut lp, "both are in", |lp| {
+                    reader.is_finished() && conns(lp).any(|c| !c.rbuf.is_empty())
+                });
+                assert_eq!(reader.join().unwrap().2, b"/i:");
+            });
+            shared.stopping.store(true, Ordering::Relaxed);
+            let mut events = Vec::with_capacity(8);
+            assert!(lp.turn(&mut events).unwrap());
+            let late = connect(addr);
+            busy.write_all(b"st: x\r\n\r\n").unwrap();
+            let mut r = BufReader::new(busy);
+            std::thread::scope(|s| {
+                let reader = s.spawn(move || {
+                    let got = response(&mut r);
+                    let mut rest = Vec::new();
+                    r.read_to_end(&mut rest).unwrap();
+                    (got, rest)
+                });
+                turn_until(&mut lp, "every connection is closed", |lp| lp.live == 0);
+                let ((status, headers, body), rest) = reader.join().unwrap();
+                assert_eq!((status, body, rest), (200, b"/b:".to_vec(), vec![]));
+                assert_eq!(header(&headers, "connection"), Some("close"));
+            });
+            assert!(!lp.turn(&mut events).unwrap());
+            // The idle connection was closed without an answer.
+            let mut rest = Vec::new();
+            idle.read_to_end(&mut rest).unwrap();
+            assert_eq!(rest, b"");
+            // The late connection still waits in the listener's backlog, for another worker.
+            let (taken, _) = rustix::net::acceptfrom(&shared.listeners[0].fd).unwrap();
+            let peer = rustix::net::getpeername(&taken).unwrap().unwrap();
+            assert_eq!(
+                std::net::SocketAddr::try_from(peer).unwrap(),
+                late.local_addr().unwrap()
+            );
+        });
+    }
+
+    #[test]
+    fn the_stop_pipe_ends_every_thread_of_a_worker() {
+        let (l, addr) = listening(Proto::Http);
+        let settings = quiet();
+        let (stop_read, stop_write) = rustix::pipe::pipe().unwrap();
+        let stopping = AtomicBool::new(false);
+        let statics = StaticFiles::new(&settings).unwrap();
+        let listeners = [l];
+        let shared = Shared {
+            app: Some(&Echo),
+            settings: &settings,
+            statics: &statics,
+            listeners: &listeners,
+            slot: None,
+            worker_id: 1,
+            stop_pipe: stop_read.as_fd(),
+            stopping: &stopping,
+            max_requests: 0,
+            pid: 1,
+        };
+        std::thread::scope(|s| {
+            let loops: Vec<_> = (0..3)
+                .map(|core| {
+                    s.spawn({
+                        let shared = &shared;
+                        move || Loop::new(shared, core).and_then(Loop::run)
+                    })
+                })
+                .collect();
+            let mut c = BufReader::new(connect(addr));
+            c.get_mut()
+                .write_all(b"GET /k HTTP/1.1\r\nHost: x\r\n\r\n")
+                .unwrap();
+            assert_eq!(response(&mut c).2, b"/k:");
+            rustix::io::write(&stop_write, b"x").unwrap();
+            let deadline = Instant::now() + Duration::from_secs(20);
+            while !loops.iter().all(|h| h.is_finished()) && Instant::now() < deadline {
+                std::thread::sleep(Duration::from_millis(10));
+            }
+            let ended = loops.iter().filter(|h| h.is_finished()).count();
+            // Let the test end either way, then say what happened.
+            stopping.store(true, Ordering::Relaxed);
+            for h in loops {
+                h.join().unwrap().unwrap();
+            }
+            assert_eq!(ended, 3, "loops ended by the stop pipe");
+            // The idle keep-alive connection was closed.
+            let mut rest = Vec::new();
+            c.read_to_end(&mut rest).unwrap();
+            assert_eq!(rest, b"");
         });
     }
 }
