@@ -1597,4 +1597,244 @@ mod tests {
             assert_eq!(rest, b"");
         });
     }
+
+    #[test]
+    fn a_client_that_half_closes_after_its_requests_gets_every_answer() {
+        with_loop(quiet(), |addr| {
+            let c = connect(addr);
+            let mut raw = Vec::new();
+            for i in 0..(3 * BURST + 1) {
+                raw.extend_from_slice(format!("GET /{i} HTTP/1.1\r\nHost: x\r\n\r\n").as_bytes());
+            }
+            (&c).write_all(&raw).unwrap();
+            c.shutdown(std::net::Shutdown::Write).unwrap();
+            let mut r = BufReader::new(c);
+            for i in 0..(3 * BURST + 1) {
+                assert_eq!(response(&mut r).2, format!("/{i}:").into_bytes());
+            }
+            let mut rest = Vec::new();
+            r.read_to_end(&mut rest).unwrap();
+            assert_eq!(rest, b"");
+        });
+    }
+
+    #[test]
+    fn a_client_gone_mid_body_or_mid_response_is_closed_and_the_loop_goes_on() {
+        let (l, addr) = listening(Proto::Http);
+        with_shared(&quiet(), &Echo, None, &[l], |shared| {
+            let mut lp = Loop::new(shared, 0).unwrap();
+            let mut c = connect(addr);
+            c.write_all(b"POST /p HTTP/1.1\r\nHost: x\r\nContent-Length: 10\r\n\r\nabc")
+                .unwrap();
+            turn_until(&mut lp, "the body is being received", |lp| {
+                conns(lp).any(|c| matches!(c.phase, Phase::Body { .. }))
+            });
+            drop(c);
+            turn_until(&mut lp, "the connection is closed", |lp| lp.live == 0);
+
+            let mut c = BufReader::new(connect(addr));
+            c.get_mut()
+                .write_all(b"GET /big/30000000 HTTP/1.1\r\nHost: x\r\n\r\n")
+                .unwrap();
+            turn_until(&mut lp, "the response waits for the client", |lp| {
+                conns(lp).any(|c| c.writing)
+            });
+            let mut line = String::new();
+            c.read_line(&mut line).unwrap();
+            assert_eq!(line, "HTTP/1.1 200 OK\r\n");
+            drop(c);
+            turn_until(&mut lp, "the connection is closed", |lp| lp.live == 0);
+
+            let mut c = BufReader::new(connect(addr));
+            c.get_mut()
+                .write_all(b"GET /after HTTP/1.1\r\nHost: x\r\n\r\n")
+                .unwrap();
+            std::thread::scope(|s| {
+                let reader = s.spawn(move || response(&mut c));
+                turn_until(&mut lp, "the response is read", |_| reader.is_finished());
+                assert_eq!(reader.join().unwrap().2, b"/after:");
+            });
+        });
+    }
+
+    #[test]
+    fn a_body_past_limit_post_gets_its_413_even_while_the_client_still_sends() {
+        let settings = Settings {
+            limit_post: 100,
+            ..quiet()
+        };
+        with_loop(settings, |addr| {
+            for _ in 0..20 {
+                let c = connect(addr);
+                let mut w = c.try_clone().unwrap();
+                std::thread::scope(|s| {
+                    s.spawn(move || {
+                        let _ = w.write_all(
+                            b"POST /p HTTP/1.1\r\nHost: x\r\nContent-Length: 5000000\r\n\r\n",
+                        );
+                        let body = vec![b'y'; 5_000_000];
+                        // The server answers and closes before the body is all sent.
+                        let _ = w.write_all(&body);
+                    });
+                    let (status, headers, _) = response(&mut BufReader::new(c));
+                    assert_eq!(status, 413);
+                    assert_eq!(header(&headers, "connection"), Some("close"));
+                });
+            }
+        });
+    }
+
+    #[test]
+    fn timeouts_close_idle_keep_alive_answer_408_to_partial_requests_and_drop_stalled_readers() {
+        let settings = Settings {
+            socket_timeout: Duration::from_secs(1),
+            keepalive_timeout: Duration::from_secs(1),
+            ..quiet()
+        };
+        let (l, addr) = listening(Proto::Http);
+        with_shared(&settings, &Echo, None, &[l], |shared| {
+            let mut lp = Loop::new(shared, 0).unwrap();
+            let mut idle = BufReader::new(connect(addr));
+            idle.get_mut()
+                .write_all(b"GET /i HTTP/1.1\r\nHost: x\r\n\r\n")
+                .unwrap();
+            let mut head = connect(addr);
+            head.write_all(b"GET /h HTTP/1.1\r\nHo").unwrap();
+            let mut body = connect(addr);
+            body.write_all(b"POST /b HTTP/1.1\r\nHost: x\r\nContent-Length: 9\r\n\r\nabc")
+                .unwrap();
+            let mut stalled = connect(addr);
+            stalled
+                .write_all(b"GET /big/30000000 HTTP/1.1\r\nHost: x\r\n\r\n")
+                .unwrap();
+            std::thread::scope(|s| {
+                let idle = s.spawn(move || {
+                    let got = response(&mut idle);
+                    let mut rest = Vec::new();
+                    idle.read_to_end(&mut rest).unwrap();
+                    (got.2, rest)
+                });
+                let partial = |c: TcpStream| {
+                    s.spawn(move || {
+                        let mut r = BufReader::new(c);
+                        let (status, headers, _) = response(&mut r);
+                        let mut rest = Vec::new();
+                        r.read_to_end(&mut rest).unwrap();
+                        (
+                            status,
+                            header(&headers, "connection").map(String::from),
+                            rest,
+                        )
+                    })
+                };
+                let head = partial(head);
+                let body = partial(body);
+                turn_until(&mut lp, "every connection is in", |lp| lp.live == 4);
+                turn_until(&mut lp, "every connection is closed", |lp| lp.live == 0);
+                assert_eq!(idle.join().unwrap(), (b"/i:".to_vec(), vec![]));
+                for r in [head, body] {
+                    assert_eq!(r.join().unwrap(), (408, Some("close".into()), vec![]));
+                }
+            });
+            // The stalled reader got part of the body, then the end.
+            let mut got = Vec::new();
+            let _ = stalled.read_to_end(&mut got);
+            assert!(got.len() < 30_000_000, "{} bytes", got.len());
+        });
+    }
+
+    /// Reads until the server closes the connection.
+    fn rest(mut r: impl Read) -> Vec<u8> {
+        let mut rest = Vec::new();
+        r.read_to_end(&mut rest).unwrap();
+        rest
+    }
+
+    #[test]
+    fn expect_100_continue_is_answered_only_when_the_body_is_not_there_yet() {
+        with_loop(quiet(), |addr| {
+            let mut c = BufReader::new(connect(addr));
+            c.get_mut()
+                .write_all(b"POST /e HTTP/1.1\r\nHost: x\r\nExpect: 100-continue\r\nContent-Length: 3\r\n\r\n")
+                .unwrap();
+            let mut interim = String::new();
+            c.read_line(&mut interim).unwrap();
+            assert_eq!(interim, "HTTP/1.1 100 Continue\r\n");
+            c.read_line(&mut interim).unwrap();
+            c.get_mut().write_all(b"abc").unwrap();
+            assert_eq!(response(&mut c).2, b"/e:abc");
+            // With the body sent at once, the final answer comes first.
+            c.get_mut()
+                .write_all(b"POST /f HTTP/1.1\r\nHost: x\r\nExpect: 100-continue\r\nContent-Length: 3\r\n\r\nxyz")
+                .unwrap();
+            let (status, _, body) = response(&mut c);
+            assert_eq!((status, body), (200, b"/f:xyz".to_vec()));
+        });
+    }
+
+    #[test]
+    fn head_requests_and_http_1_0_keep_alive() {
+        with_loop(quiet(), |addr| {
+            let mut c = BufReader::new(connect(addr));
+            c.get_mut()
+                .write_all(b"HEAD /h HTTP/1.1\r\nHost: x\r\n\r\nGET /g HTTP/1.1\r\nHost: x\r\n\r\n")
+                .unwrap();
+            let mut head = String::new();
+            loop {
+                let mut line = String::new();
+                c.read_line(&mut line).unwrap();
+                head.push_str(&line);
+                if line == "\r\n" {
+                    break;
+                }
+            }
+            assert!(head.starts_with("HTTP/1.1 200 OK\r\n"), "{head}");
+            assert!(head.contains("Content-Length: 3\r\n"), "{head}");
+            // No body came: the next bytes are the next response.
+            assert_eq!(response(&mut c).2, b"/g:");
+
+            let mut c = BufReader::new(connect(addr));
+            c.get_mut()
+                .write_all(b"GET /a HTTP/1.0\r\nConnection: keep-alive\r\n\r\nGET /b HTTP/1.0\r\nConnection: keep-alive\r\n\r\n")
+                .unwrap();
+            for path in ["/a:", "/b:"] {
+                let (status, headers, body) = response(&mut c);
+                assert_eq!((status, body), (200, path.as_bytes().to_vec()));
+                assert_eq!(header(&headers, "connection"), Some("keep-alive"));
+            }
+            c.get_mut().write_all(b"GET /c HTTP/1.0\r\n\r\n").unwrap();
+            let (_, headers, body) = response(&mut c);
+            assert_eq!(body, b"/c:");
+            assert_eq!(header(&headers, "connection"), Some("close"));
+            assert_eq!(rest(c), b"");
+        });
+    }
+
+    #[test]
+    fn uwsgi_requests_get_their_body_and_the_connection_closes_after_the_answer() {
+        let (l, addr) = listening(Proto::Uwsgi);
+        with_shared(&quiet(), &Echo, None, &[l], |shared| {
+            std::thread::scope(|s| {
+                let handle = s.spawn(|| Loop::new(shared, 0).and_then(Loop::run));
+                let mut c = BufReader::new(connect(addr));
+                let vars: [(&[u8], &[u8]); 4] = [
+                    (b"REQUEST_METHOD", b"POST"),
+                    (b"REQUEST_URI", b"/u"),
+                    (b"PATH_INFO", b"/u"),
+                    (b"CONTENT_LENGTH", b"5"),
+                ];
+                let mut packet = liege_proto::uwsgi::encode(0, 0, &vars).unwrap();
+                packet.extend_from_slice(b"hello");
+                // A second packet on the same connection is not read.
+                packet.extend_from_slice(&packet.clone());
+                c.get_mut().write_all(&packet).unwrap();
+                let (status, headers, body) = response(&mut c);
+                assert_eq!((status, body), (200, b"/u:hello".to_vec()));
+                assert_eq!(header(&headers, "connection"), None);
+                assert_eq!(rest(c), b"");
+                shared.stopping.store(true, Ordering::Relaxed);
+                handle.join().unwrap().unwrap();
+            });
+        });
+    }
 }
