@@ -731,6 +731,8 @@ impl<'a, A: App> Loop<'a, A> {
                                 }
                                 Some(left) => {
                                     if head.expect_continue && conn.rstart == conn.rbuf.len() {
+                                        // Queued: `write_out` sends it (and counts it) once
+                                        // this turn finds no body yet.
                                         let mut o = ConnOutput {
                                             out: &mut conn.out,
                                             fd: conn.fd.as_fd(),
@@ -739,7 +741,6 @@ impl<'a, A: App> Loop<'a, A> {
                                             tx: 0,
                                         };
                                         let _ = o.send(b"HTTP/1.1 100 Continue\r\n\r\n");
-                                        let _ = o.flush();
                                     }
                                     conn.phase = Phase::Body {
                                         head,
@@ -1166,16 +1167,26 @@ mod tests {
         test(&shared)
     }
 
-    /// Runs a loop in a thread while `test` talks to it, then stops it and checks it ended.
+    /// Runs a loop in a thread while `test` talks to it, then stops it and checks it ended (also
+    /// when `test` fails, so that a failure never hangs).
+    fn in_loop<A: App>(shared: &Shared<'_, A>, test: impl FnOnce()) {
+        std::thread::scope(|s| {
+            let handle = s.spawn(|| Loop::new(shared, 0).and_then(Loop::run));
+            let outcome = std::panic::catch_unwind(std::panic::AssertUnwindSafe(test));
+            shared.stopping.store(true, Ordering::Relaxed);
+            let ended = handle.join();
+            if let Err(panic) = outcome {
+                std::panic::resume_unwind(panic);
+            }
+            ended.unwrap().unwrap();
+        });
+    }
+
+    /// [`in_loop`] with [`Echo`] on a fresh HTTP listener.
     fn with_loop(settings: Settings, test: impl FnOnce(std::net::SocketAddr)) {
         let (l, addr) = listening(Proto::Http);
         with_shared(&settings, &Echo, None, &[l], |shared| {
-            std::thread::scope(|s| {
-                let handle = s.spawn(|| Loop::new(shared, 0).and_then(Loop::run));
-                test(addr);
-                shared.stopping.store(true, Ordering::Relaxed);
-                handle.join().unwrap().unwrap();
-            })
+            in_loop(shared, || test(addr))
         });
     }
 
@@ -1814,8 +1825,7 @@ mod tests {
     fn uwsgi_requests_get_their_body_and_the_connection_closes_after_the_answer() {
         let (l, addr) = listening(Proto::Uwsgi);
         with_shared(&quiet(), &Echo, None, &[l], |shared| {
-            std::thread::scope(|s| {
-                let handle = s.spawn(|| Loop::new(shared, 0).and_then(Loop::run));
+            in_loop(shared, || {
                 let mut c = BufReader::new(connect(addr));
                 let vars: [(&[u8], &[u8]); 4] = [
                     (b"REQUEST_METHOD", b"POST"),
@@ -1832,9 +1842,69 @@ mod tests {
                 assert_eq!((status, body), (200, b"/u:hello".to_vec()));
                 assert_eq!(header(&headers, "connection"), None);
                 assert_eq!(rest(c), b"");
-                shared.stopping.store(true, Ordering::Relaxed);
-                handle.join().unwrap().unwrap();
             });
+        });
+    }
+
+    /// Counts what is read through it.
+    struct Counting<'c, R>(R, &'c std::cell::Cell<usize>);
+
+    impl<R: Read> Read for Counting<'_, R> {
+        fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+            let n = self.0.read(buf)?;
+            self.1.set(self.1.get() + n);
+            Ok(n)
+        }
+    }
+
+    #[test]
+    fn the_scoreboard_counts_requests_failures_and_every_byte_sent() {
+        use liege_proto::scoreboard::{self, Scoreboard};
+        let words: Vec<std::sync::atomic::AtomicU64> = (0..scoreboard::words(1, 1))
+            .map(|_| std::sync::atomic::AtomicU64::new(0))
+            .collect();
+        let sb = Scoreboard::new(&words, 1, 1).unwrap();
+        sb.init();
+        let slot = sb.worker(1);
+        let (l, addr) = listening(Proto::Http);
+        with_shared(&quiet(), &Echo, Some(slot), &[l], |shared| {
+            in_loop(shared, || {
+                let received = std::cell::Cell::new(0);
+                let c = connect(addr);
+                let mut w = c.try_clone().unwrap();
+                let mut r = BufReader::new(Counting(c, &received));
+                w.write_all(b"GET /a HTTP/1.1\r\nHost: x\r\n\r\nPOST /e HTTP/1.1\r\nHost: x\r\nExpect: 100-continue\r\nContent-Length: 3\r\n\r\n")
+                    .unwrap();
+                assert_eq!(response(&mut r).2, b"/a:");
+                let mut interim = String::new();
+                r.read_line(&mut interim).unwrap();
+                assert_eq!(interim, "HTTP/1.1 100 Continue\r\n");
+                w.write_all(b"abcGET /fail HTTP/1.1\r\nHost: x\r\n\r\nGET /z HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n")
+                    .unwrap();
+                let all = rest(&mut r);
+                assert!(all.ends_with(b"/z:"));
+                let core = slot.core(0);
+                assert_eq!(
+                    [
+                        slot.get(WorkerField::Requests),
+                        slot.get(WorkerField::Exceptions),
+                        slot.get(WorkerField::StaticRequests),
+                        slot.get(WorkerField::TxBytes),
+                    ],
+                    [4, 1, 0, received.get() as u64]
+                );
+                assert_eq!(
+                    [
+                        core.get(CoreField::Requests),
+                        core.get(CoreField::RequestStart),
+                        core.get(CoreField::ClientFdPlusOne),
+                        core.get(CoreField::ResponseStarted),
+                    ],
+                    [4, 0, 0, 1]
+                );
+                assert_eq!(core.label(), "GET /z");
+            });
+            assert_eq!(slot.state(), State::Stopping);
         });
     }
 }
