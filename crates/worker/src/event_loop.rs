@@ -6,7 +6,10 @@
 //! Fairness: every connection with a complete request gets at most [`BURST`] requests served
 //! before the loop moves on, so a pipelining client cannot starve the others; listeners are
 //! registered with `EPOLLEXCLUSIVE`, so one new connection wakes one waiting worker (the one that
-//! is not busy in its app), and a worker accepts one connection per wake-up.
+//! is not busy in its app), and a worker accepts one connection per wake-up. The kernel wakes
+//! waiting workers in a fixed order, so a worker that holds clearly more connections than an
+//! idle one leaves new connections to it for a while ([`Loop::balance`], from the scoreboard's
+//! [`WorkerField::Connections`]).
 
 use std::collections::VecDeque;
 use std::fs::File;
@@ -16,7 +19,7 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
 
 use liege_proto::handoff::Proto;
-use liege_proto::scoreboard::{CoreField, CoreSlot, State, WorkerField, WorkerSlot};
+use liege_proto::scoreboard::{CoreField, CoreSlot, Scoreboard, State, WorkerField, WorkerSlot};
 use rustix::buffer::spare_capacity;
 use rustix::event::epoll;
 use rustix::io::Errno;
@@ -43,6 +46,10 @@ const OUT_HIGH_WATER: usize = 1 << 20;
 /// Once told to stop, a connection idle this long is closed (a busy one is closed after its
 /// next response).
 const STOP_IDLE_GRACE: Duration = Duration::from_secs(1);
+/// A worker leaves new connections to an idle worker that holds more than this many fewer.
+const BALANCE_MARGIN: u64 = 4;
+/// While it leaves new connections to others, a loop looks again this often.
+const BALANCE_RECHECK: Duration = Duration::from_millis(10);
 
 /// A listening socket inherited from the master.
 #[derive(Debug)]
@@ -62,6 +69,8 @@ pub(crate) struct Shared<'a, A: App> {
     pub(crate) statics: &'a StaticFiles,
     pub(crate) listeners: &'a [Listening],
     pub(crate) slot: Option<WorkerSlot<'a>>,
+    /// Every worker's slot, to share connections evenly ([`WorkerField::Connections`]).
+    pub(crate) board: Option<Scoreboard<'a>>,
     pub(crate) worker_id: usize,
     pub(crate) stop_pipe: BorrowedFd<'a>,
     pub(crate) stopping: &'a AtomicBool,
@@ -318,6 +327,10 @@ pub(crate) struct Loop<'a, A: App> {
     limits: Limits,
     last_sweep: Instant,
     core_requests: u64,
+    /// The listeners are out of this loop's epoll: the worker holds clearly more connections
+    /// than another that is free to take them. Since when [`Loop::balance`] last looked, and
+    /// the other workers' connections then ([`Loop::others_connections`]).
+    deferred: Option<(Instant, u64)>,
 }
 
 impl<'a, A: App> Loop<'a, A> {
@@ -354,6 +367,7 @@ impl<'a, A: App> Loop<'a, A> {
             limits,
             last_sweep: Instant::now(),
             core_requests: 0,
+            deferred: None,
         })
     }
 
@@ -376,14 +390,22 @@ impl<'a, A: App> Loop<'a, A> {
                 return Ok(false);
             }
         }
-        let timeout = if self.pending.is_empty() {
-            rustix::time::Timespec {
-                tv_sec: 1,
-                tv_nsec: 0,
-            }
-        } else {
+        if self.stopping_since.is_none() {
+            self.balance();
+        }
+        let timeout = if !self.pending.is_empty() {
             rustix::time::Timespec {
                 tv_sec: 0,
+                tv_nsec: 0,
+            }
+        } else if self.deferred.is_some() {
+            rustix::time::Timespec::try_from(BALANCE_RECHECK).unwrap_or(rustix::time::Timespec {
+                tv_sec: 0,
+                tv_nsec: 10_000_000,
+            })
+        } else {
+            rustix::time::Timespec {
+                tv_sec: 1,
                 tv_nsec: 0,
             }
         };
@@ -399,6 +421,7 @@ impl<'a, A: App> Loop<'a, A> {
                 let _ = epoll::delete(&self.epoll, self.shared.stop_pipe);
                 self.shared.stopping.store(true, Ordering::Relaxed);
             } else if token < CONN {
+                // Also when this loop just deferred: it may be the one woken for this connection.
                 if self.stopping_since.is_none() {
                     self.accept(usize::try_from(token).unwrap_or(0));
                 }
@@ -513,6 +536,101 @@ impl<'a, A: App> Loop<'a, A> {
         }
         self.conns[idx] = Some(conn);
         self.live += 1;
+        if let Some(slot) = self.shared.slot {
+            slot.add(WorkerField::Connections, 1);
+        }
+        self.balance();
+    }
+
+    /// Whether another worker, accepting and with a thread free, holds clearly fewer
+    /// connections than this one: then it should take the next ones.
+    fn over_share(&self) -> bool {
+        let (Some(board), Some(slot)) = (self.shared.board, self.shared.slot) else {
+            return false;
+        };
+        let own = slot.get(WorkerField::Connections);
+        if own <= BALANCE_MARGIN {
+            return false;
+        }
+        (1..=board.workers()).any(|id| {
+            let w = board.worker(id);
+            id != self.shared.worker_id
+                && w.state() == State::Accepting
+                && w.get(WorkerField::Connections) + BALANCE_MARGIN < own
+                && (0..w.cores()).any(|c| w.core(c).get(CoreField::RequestStart) == 0)
+        })
+    }
+
+    /// Takes the listeners out of this loop's epoll while the worker holds clearly more than its
+    /// share ([`Loop::over_share`]), and puts them back once it does not (looking again every
+    /// [`BALANCE_RECHECK`] meanwhile). With `EPOLLEXCLUSIVE` a new connection wakes the first
+    /// waiting loop in the order the loops registered, and a running loop drains the backlog
+    /// alone: two workers took 64 connections arriving at once 64/0 or 0/64 in most runs.
+    fn balance(&mut self) {
+        let mut over = self.over_share();
+        if over
+            && let Some((since, seen)) = self.deferred
+            && since.elapsed() >= BALANCE_RECHECK
+        {
+            // Connections wait, and no other worker took one since the last look: the worker
+            // they were left to does not take them (a worker that died keeps its slot,
+            // accepting, until the master clears it).
+            let others = self.others_connections();
+            if others <= seen && self.connections_waiting() {
+                over = false;
+            } else {
+                self.deferred = Some((Instant::now(), others));
+            }
+        }
+        if over != self.deferred.is_some() {
+            self.deferred = over.then(|| (Instant::now(), self.others_connections()));
+            for li in 0..self.shared.listeners.len() {
+                if over {
+                    let _ = epoll::delete(&self.epoll, &self.shared.listeners[li].fd);
+                } else {
+                    self.listen(li);
+                }
+            }
+        }
+    }
+
+    /// The connections the other workers hold.
+    fn others_connections(&self) -> u64 {
+        let Some(board) = self.shared.board else {
+            return 0;
+        };
+        (1..=board.workers())
+            .filter(|&id| id != self.shared.worker_id)
+            .map(|id| board.worker(id).get(WorkerField::Connections))
+            .sum()
+    }
+
+    /// Whether a listener has a connection no one accepted yet.
+    fn connections_waiting(&self) -> bool {
+        let mut fds: Vec<rustix::event::PollFd<'_>> = self
+            .shared
+            .listeners
+            .iter()
+            .map(|l| rustix::event::PollFd::new(&l.fd, rustix::event::PollFlags::IN))
+            .collect();
+        let now = rustix::time::Timespec {
+            tv_sec: 0,
+            tv_nsec: 0,
+        };
+        matches!(rustix::event::poll(&mut fds, Some(&now)), Ok(n) if n > 0)
+    }
+
+    /// Registers listener `li` in this loop's epoll.
+    fn listen(&self, li: usize) {
+        let l = &self.shared.listeners[li];
+        if let Err(e) = epoll::add(
+            &self.epoll,
+            &l.fd,
+            epoll::EventData::new_u64(li as u64),
+            epoll::EventFlags::IN | epoll::EventFlags::EXCLUSIVE,
+        ) {
+            log::line(&format!("liege: listening again on {}: {e}", l.server_name));
+        }
     }
 
     fn close(&mut self, idx: usize) {
@@ -521,6 +639,9 @@ impl<'a, A: App> Loop<'a, A> {
             drop(c);
             self.free.push(idx);
             self.live -= 1;
+            if let Some(slot) = self.shared.slot {
+                slot.sub(WorkerField::Connections, 1);
+            }
         }
     }
 
@@ -1058,6 +1179,15 @@ impl<'a, A: App> Loop<'a, A> {
     }
 }
 
+impl<A: App> Drop for Loop<'_, A> {
+    fn drop(&mut self) {
+        // Connections still open when the loop ends (past the reload mercy) close with it.
+        if let Some(slot) = self.shared.slot {
+            slot.sub(WorkerField::Connections, self.live as u64);
+        }
+    }
+}
+
 /// (method, uri) for the request log, from the label `METHOD URI`.
 fn method_and_uri(label: &[u8]) -> (&[u8], &[u8]) {
     match label.iter().position(|&c| c == b' ') {
@@ -1141,11 +1271,12 @@ mod tests {
         (l, addr)
     }
 
-    /// What a worker's loops share, over `listeners`, for `test`.
+    /// What a worker's loops share, over `listeners`, for `test`; with a scoreboard, as worker
+    /// `id` of it.
     fn with_shared<A: App, R>(
         settings: &Settings,
         app: &A,
-        slot: Option<WorkerSlot<'_>>,
+        board: Option<(Scoreboard<'_>, usize)>,
         listeners: &[Listening],
         test: impl FnOnce(&Shared<'_, A>) -> R,
     ) -> R {
@@ -1157,8 +1288,9 @@ mod tests {
             settings,
             statics: &statics,
             listeners,
-            slot,
-            worker_id: 1,
+            slot: board.map(|(b, id)| b.worker(id)),
+            board: board.map(|(b, _)| b),
+            worker_id: board.map_or(1, |(_, id)| id),
             stop_pipe: stop_read.as_fd(),
             stopping: &stopping,
             max_requests: 0,
@@ -1570,6 +1702,7 @@ mod tests {
             statics: &statics,
             listeners: &listeners,
             slot: None,
+            board: None,
             worker_id: 1,
             stop_pipe: stop_read.as_fd(),
             stopping: &stopping,
@@ -1867,7 +2000,7 @@ mod tests {
         sb.init();
         let slot = sb.worker(1);
         let (l, addr) = listening(Proto::Http);
-        with_shared(&quiet(), &Echo, Some(slot), &[l], |shared| {
+        with_shared(&quiet(), &Echo, Some((sb, 1)), &[l], |shared| {
             in_loop(shared, || {
                 let received = std::cell::Cell::new(0);
                 let c = connect(addr);
@@ -1905,6 +2038,133 @@ mod tests {
                 assert_eq!(core.label(), "GET /z");
             });
             assert_eq!(slot.state(), State::Stopping);
+        });
+    }
+
+    /// Answers which worker it runs in.
+    struct Tag(usize);
+
+    impl App for Tag {
+        fn call(&self, _: Request, response: &mut Response<'_>) -> Result<(), AppError> {
+            response
+                .start("200 OK", vec![])
+                .map_err(|e| AppError(e.to_string()))?;
+            response
+                .write_last(self.0.to_string().as_bytes())
+                .map_err(|e| AppError(e.to_string()))
+        }
+    }
+
+    /// Two workers (each its own `Shared`, as two processes, and one scoreboard) on one listening
+    /// socket; `clients` connections opened at once, each sending one request and staying open.
+    /// How many each worker got.
+    fn split(clients: usize) -> [usize; 2] {
+        let words: Vec<std::sync::atomic::AtomicU64> = (0..liege_proto::scoreboard::words(2, 1))
+            .map(|_| std::sync::atomic::AtomicU64::new(0))
+            .collect();
+        let sb = Scoreboard::new(&words, 2, 1).unwrap();
+        sb.init();
+        for id in [1, 2] {
+            sb.worker(id).set_state(State::Accepting);
+        }
+        let (l1, addr) = listening(Proto::Http);
+        let l2 = Listening {
+            fd: OwnedFd::from(TcpListener::from(l1.fd.try_clone().unwrap())),
+            proto: Proto::Http,
+            server_name: l1.server_name.clone(),
+            server_port: l1.server_port.clone(),
+            tcp: true,
+        };
+        let settings = quiet();
+        with_shared(&settings, &Tag(0), Some((sb, 1)), &[l1], |one| {
+            with_shared(&settings, &Tag(1), Some((sb, 2)), &[l2], |two| {
+                let mut got = [0; 2];
+                in_loop(one, || {
+                    in_loop(two, || {
+                        let mut clients: Vec<TcpStream> =
+                            (0..clients).map(|_| connect(addr)).collect();
+                        for c in &mut clients {
+                            c.write_all(b"GET / HTTP/1.1\r\nHost: x\r\n\r\n").unwrap();
+                        }
+                        // Every client stays connected until all are answered.
+                        let mut readers: Vec<_> = clients.into_iter().map(BufReader::new).collect();
+                        for r in &mut readers {
+                            let body = response(r).2;
+                            got[usize::from(body == b"1")] += 1;
+                        }
+                    })
+                });
+                got
+            })
+        })
+    }
+
+    #[test]
+    fn connections_arriving_at_once_split_evenly_between_two_workers() {
+        let got = split(64);
+        writeln!(io::stderr(), "64 connections at once: {got:?}").unwrap();
+        assert!(got[0].min(got[1]) >= 24, "split {got:?}");
+    }
+
+    fn board(workers: usize, words: &[std::sync::atomic::AtomicU64]) -> Scoreboard<'_> {
+        let sb = Scoreboard::new(words, workers, 1).unwrap();
+        sb.init();
+        for id in 1..=workers {
+            sb.worker(id).set_state(State::Accepting);
+        }
+        sb
+    }
+
+    #[test]
+    fn a_worker_leaves_new_connections_only_to_an_idle_accepting_worker_with_clearly_fewer() {
+        let words: Vec<std::sync::atomic::AtomicU64> = (0..liege_proto::scoreboard::words(3, 1))
+            .map(|_| std::sync::atomic::AtomicU64::new(0))
+            .collect();
+        let sb = board(3, &words);
+        let (l, _) = listening(Proto::Http);
+        with_shared(&quiet(), &Echo, Some((sb, 1)), &[l], |shared| {
+            let lp = Loop::new(shared, 0).unwrap();
+            let [one, two, three] = [1, 2, 3].map(|id| sb.worker(id));
+            one.set(WorkerField::Connections, 10);
+            two.set(WorkerField::Connections, 10);
+            three.set(WorkerField::Connections, 6);
+            assert!(!lp.over_share(), "10 against 6 is within the margin");
+            three.set(WorkerField::Connections, 5);
+            assert!(lp.over_share(), "10 against 5");
+            three.core(0).begin(7, 1);
+            assert!(!lp.over_share(), "the one with fewer is busy");
+            three.core(0).end();
+            three.set_state(State::Stopping);
+            assert!(!lp.over_share(), "the one with fewer is stopping");
+        });
+    }
+
+    #[test]
+    fn a_worker_does_not_leave_connections_waiting_for_a_worker_that_is_gone() {
+        let words: Vec<std::sync::atomic::AtomicU64> = (0..liege_proto::scoreboard::words(2, 1))
+            .map(|_| std::sync::atomic::AtomicU64::new(0))
+            .collect();
+        // Worker 2 died while accepting: its slot still says so, with no connections.
+        let sb = board(2, &words);
+        let (l, addr) = listening(Proto::Http);
+        // No timeout closes a connection while the test runs (the clients wait 20 seconds).
+        let settings = Settings {
+            keepalive_timeout: Duration::from_secs(60),
+            socket_timeout: Duration::from_secs(60),
+            ..quiet()
+        };
+        with_shared(&settings, &Echo, Some((sb, 1)), &[l], |shared| {
+            in_loop(shared, || {
+                let mut clients = Vec::new();
+                for i in 0..(2 * BALANCE_MARGIN) {
+                    let mut c = BufReader::new(connect(addr));
+                    c.get_mut()
+                        .write_all(format!("GET /{i} HTTP/1.1\r\nHost: x\r\n\r\n").as_bytes())
+                        .unwrap();
+                    assert_eq!(response(&mut c).2, format!("/{i}:").into_bytes());
+                    clients.push(c);
+                }
+            });
         });
     }
 }

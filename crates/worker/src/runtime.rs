@@ -260,6 +260,7 @@ fn serve<A: crate::App>(
         statics,
         listeners: &h.listeners,
         slot,
+        board: sb,
         worker_id: id,
         stop_pipe: stop_read.as_fd(),
         stopping: &stopping,
