@@ -1033,6 +1033,16 @@ impl<'a, A: App> Loop<'a, A> {
         };
         let nvars = vars.len();
         let vars_bytes: usize = vars.iter().map(|(k, v)| k.len() + v.len()).sum();
+        // The request log names the client and protocol the request gives (for uwsgi, those
+        // the web server passed on, not the web server's own address).
+        let (log_addr, log_proto) = if shared.settings.disable_logging {
+            (String::new(), Vec::new())
+        } else {
+            (
+                String::from_utf8_lossy(vars.get(b"REMOTE_ADDR").unwrap_or_default()).into_owned(),
+                vars.get(b"SERVER_PROTOCOL").unwrap_or_default().to_vec(),
+            )
+        };
         let mut response = Response::new(&mut output, framing);
         let mut is_static = false;
         let mut failed = false;
@@ -1124,14 +1134,10 @@ impl<'a, A: App> Loop<'a, A> {
                     core: self.core_id,
                     worker_requests,
                     core_requests: self.core_requests,
-                    addr: &conn.peer_addr,
+                    addr: &log_addr,
                     method: vars.0,
                     uri: vars.1,
-                    proto: if head.http11 {
-                        b"HTTP/1.1"
-                    } else {
-                        b"HTTP/1.0"
-                    },
+                    proto: &log_proto,
                     status,
                     size,
                     micros,
@@ -2166,5 +2172,67 @@ mod tests {
                 }
             });
         });
+    }
+
+    /// What the worker logs while `f` runs (stderr goes to a file meanwhile: other tests' lines
+    /// may land there too).
+    fn stderr_during(f: impl FnOnce()) -> String {
+        let saved = rustix::io::dup(rustix::stdio::stderr()).unwrap();
+        let mut file = tempfile::tempfile().unwrap();
+        rustix::stdio::dup2_stderr(&file).unwrap();
+        let outcome = std::panic::catch_unwind(std::panic::AssertUnwindSafe(f));
+        rustix::stdio::dup2_stderr(&saved).unwrap();
+        if let Err(panic) = outcome {
+            std::panic::resume_unwind(panic);
+        }
+        let mut text = String::new();
+        std::io::Seek::rewind(&mut file).unwrap();
+        file.read_to_string(&mut text).unwrap();
+        text
+    }
+
+    #[test]
+    fn the_request_log_names_the_client_and_protocol_a_uwsgi_request_gives() {
+        let settings = Settings {
+            log_format: Some("%(addr) %(proto) %(status) %(uri)".into()),
+            ..Settings::default()
+        };
+        let (l, addr) = listening(Proto::Uwsgi);
+        let log = stderr_during(|| {
+            with_shared(&settings, &Echo, None, &[l], |shared| {
+                in_loop(shared, || {
+                    let vars: [(&[u8], &[u8]); 5] = [
+                        (b"REQUEST_METHOD", b"GET"),
+                        (b"REQUEST_URI", b"/uwsgi-log-line"),
+                        (b"PATH_INFO", b"/uwsgi-log-line"),
+                        (b"REMOTE_ADDR", b"203.0.113.7"),
+                        (b"SERVER_PROTOCOL", b"HTTP/1.0"),
+                    ];
+                    let mut c = BufReader::new(connect(addr));
+                    c.get_mut()
+                        .write_all(&liege_proto::uwsgi::encode(0, 0, &vars).unwrap())
+                        .unwrap();
+                    assert_eq!(response(&mut c).0, 200);
+                });
+            });
+            let (l, addr) = listening(Proto::Http);
+            with_shared(&settings, &Echo, None, &[l], |shared| {
+                in_loop(shared, || {
+                    let mut c = BufReader::new(connect(addr));
+                    c.get_mut()
+                        .write_all(b"GET /http-log-line HTTP/1.0\r\n\r\n")
+                        .unwrap();
+                    assert_eq!(response(&mut c).0, 200);
+                });
+            });
+        });
+        let lines: Vec<&str> = log.lines().filter(|l| l.ends_with("-log-line")).collect();
+        assert_eq!(
+            lines,
+            [
+                "203.0.113.7 HTTP/1.0 200 /uwsgi-log-line",
+                "127.0.0.1 HTTP/1.0 200 /http-log-line"
+            ]
+        );
     }
 }
