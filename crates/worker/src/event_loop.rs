@@ -1228,7 +1228,13 @@ mod tests {
     use std::io::{BufRead, BufReader, Read};
     use std::net::{TcpListener, TcpStream};
 
-    /// Echoes the path and the body; `/fail` fails; `/stream` streams; `/big/N` answers N bytes.
+    /// The bytes of piece `i` of `/stream/N`.
+    fn piece_byte(i: usize) -> u8 {
+        b"abcdefghijklmnopqrstuvwxyz"[i % 26]
+    }
+
+    /// Echoes the path and the body; `/fail` fails; `/stream` streams; `/big/N` answers N bytes;
+    /// `/stream/N` streams N pieces of 64 KiB.
     struct Echo;
 
     impl App for Echo {
@@ -1240,6 +1246,17 @@ mod tests {
             response
                 .start("200 OK", vec![])
                 .map_err(|e| AppError(e.to_string()))?;
+            if let Some(n) = path.strip_prefix(b"/stream/") {
+                // N pieces of 64 KiB, each pushed out before the next is made.
+                let n: usize = String::from_utf8_lossy(n).parse().unwrap();
+                for i in 0..n {
+                    let piece = vec![piece_byte(i); 64 * 1024];
+                    response
+                        .write(&piece)
+                        .map_err(|e| AppError(e.to_string()))?;
+                }
+                return Ok(());
+            }
             if let Some(n) = path.strip_prefix(b"/big/") {
                 let n: usize = String::from_utf8_lossy(n).parse().unwrap();
                 return response
@@ -2234,5 +2251,70 @@ mod tests {
                 "127.0.0.1 HTTP/1.0 200 /http-log-line"
             ]
         );
+    }
+
+    #[test]
+    fn a_streamed_response_waits_for_a_slow_reader_and_gives_up_on_a_stalled_one() {
+        let settings = Settings {
+            socket_timeout: Duration::from_secs(1),
+            ..quiet()
+        };
+        with_loop(settings, |addr| {
+            // 16 MiB, far past what the loop queues and the sockets hold, read slowly.
+            let mut slow = BufReader::new(connect(addr));
+            slow.get_mut()
+                .write_all(b"GET /stream/256 HTTP/1.1\r\nHost: x\r\n\r\n")
+                .unwrap();
+            let mut line = String::new();
+            slow.read_line(&mut line).unwrap();
+            assert_eq!(line, "HTTP/1.1 200 OK\r\n");
+            std::thread::sleep(Duration::from_millis(300));
+            let mut head = String::new();
+            loop {
+                let mut h = String::new();
+                slow.read_line(&mut h).unwrap();
+                if h == "\r\n" {
+                    break;
+                }
+                head.push_str(&h);
+            }
+            assert!(head.contains("Transfer-Encoding: chunked"), "{head}");
+            let mut body = Vec::new();
+            loop {
+                let mut size = String::new();
+                slow.read_line(&mut size).unwrap();
+                let n = usize::from_str_radix(size.trim(), 16).unwrap();
+                let mut chunk = vec![0; n + 2];
+                slow.read_exact(&mut chunk).unwrap();
+                if n == 0 {
+                    break;
+                }
+                body.extend_from_slice(&chunk[..n]);
+                if body.len() % (4 << 20) == 0 {
+                    std::thread::sleep(Duration::from_millis(100));
+                }
+            }
+            assert_eq!(body.len(), 256 * 64 * 1024);
+            assert!(
+                body.chunks(64 * 1024)
+                    .enumerate()
+                    .all(|(i, p)| p.iter().all(|&b| b == piece_byte(i)))
+            );
+            // A client that reads nothing: after socket-timeout the app's write fails, the
+            // connection is closed, and the loop serves others.
+            let mut stalled = connect(addr);
+            stalled
+                .write_all(b"GET /stream/256 HTTP/1.1\r\nHost: x\r\n\r\n")
+                .unwrap();
+            let mut other = BufReader::new(connect(addr));
+            other
+                .get_mut()
+                .write_all(b"GET /other HTTP/1.1\r\nHost: x\r\n\r\n")
+                .unwrap();
+            assert_eq!(response(&mut other).2, b"/other:");
+            let mut got = Vec::new();
+            let _ = stalled.read_to_end(&mut got);
+            assert!(got.len() < 256 * 64 * 1024, "{} bytes", got.len());
+        });
     }
 }
