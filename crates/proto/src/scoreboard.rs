@@ -87,6 +87,9 @@ pub enum WorkerField {
     LastSpawn = 9,
     /// Requests served from static files.
     StaticRequests = 10,
+    /// Client connections the worker holds open now (all its threads). Workers read each
+    /// other's to share new connections evenly.
+    Connections = 11,
 }
 
 /// A core's fields (word offsets inside the core slot).
@@ -198,6 +201,11 @@ impl<'a> WorkerSlot<'a> {
         self.words[f as usize].fetch_add(v, Ordering::Relaxed);
     }
 
+    /// Subtracts `v` from a counter (a gauge such as [`WorkerField::Connections`]).
+    pub fn sub(&self, f: WorkerField, v: u64) {
+        self.words[f as usize].fetch_sub(v, Ordering::Relaxed);
+    }
+
     pub fn state(&self) -> State {
         State::from_word(self.words[WorkerField::State as usize].load(Ordering::Acquire))
     }
@@ -218,6 +226,7 @@ impl<'a> WorkerSlot<'a> {
             WorkerField::RssBytes,
             WorkerField::TxBytes,
             WorkerField::StaticRequests,
+            WorkerField::Connections,
         ] {
             self.set(f, 0);
         }
@@ -336,6 +345,21 @@ mod tests {
             0,
             "the label's last word"
         );
+    }
+
+    #[test]
+    fn connections_is_a_gauge_inside_the_worker_words_and_reset_clears_it() {
+        assert!((WorkerField::Connections as usize) < WORKER_WORDS);
+        let m = mem(words(2, 1));
+        let sb = Scoreboard::new(&m, 2, 1).unwrap();
+        let w = sb.worker(1);
+        w.add(WorkerField::Connections, 3);
+        w.sub(WorkerField::Connections, 1);
+        assert_eq!(w.get(WorkerField::Connections), 2);
+        assert_eq!(w.core(0).get(CoreField::RequestStart), 0);
+        assert_eq!(sb.worker(2).get(WorkerField::Connections), 0);
+        w.reset();
+        assert_eq!(w.get(WorkerField::Connections), 0);
     }
 
     #[test]

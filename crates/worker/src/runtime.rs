@@ -9,7 +9,7 @@
 use std::os::fd::{AsFd, OwnedFd};
 use std::os::unix::fs::FileExt;
 use std::process::ExitCode;
-use std::sync::atomic::AtomicBool;
+use std::sync::atomic::{AtomicBool, Ordering};
 
 use liege_proto::handoff::{self, Listener, Role, ZygoteReply, ZygoteRequest};
 use liege_proto::scoreboard::{Scoreboard, State, WorkerField};
@@ -260,6 +260,7 @@ fn serve<A: crate::App>(
         statics,
         listeners: &h.listeners,
         slot,
+        board: sb,
         worker_id: id,
         stop_pipe: stop_read.as_fd(),
         stopping: &stopping,
@@ -270,13 +271,47 @@ fn serve<A: crate::App>(
         slot.set(WorkerField::Pid, u64::from(std::process::id()));
         slot.set_state(State::Accepting);
     }
-    let result = std::thread::scope(|scope| {
-        let mut handles = Vec::new();
-        for core in 1..h.settings.threads {
-            let shared = &shared;
-            handles.push(scope.spawn(move || Loop::new(shared, core).and_then(Loop::run)));
+    let result = run_cores(h.settings.threads, &stopping, |core| {
+        Loop::new(&shared, core).and_then(Loop::run)
+    });
+    drop(stop_write_std);
+    result.map_err(RuntimeError::Loop)?;
+    Ok(ExitCode::SUCCESS)
+}
+
+/// Tells the other cores to stop when dropped unless disarmed: when a core's loop failed or
+/// panicked.
+struct StopOthers<'a>(&'a AtomicBool, bool);
+
+impl Drop for StopOthers<'_> {
+    fn drop(&mut self) {
+        if !self.1 {
+            self.0.store(true, Ordering::Relaxed);
         }
-        let mut result = Loop::new(&shared, 0).and_then(Loop::run);
+    }
+}
+
+/// Runs `run_one(core)` for each core (interpreter thread) `0..threads`, core 0 on this thread,
+/// and returns the first error. A core that fails or panics tells the others to stop (as a
+/// graceful stop), so the worker exits and the master starts another: without this, the others
+/// served on and this thread waited for them forever.
+fn run_cores(
+    threads: usize,
+    stopping: &AtomicBool,
+    run_one: impl Fn(usize) -> std::io::Result<()> + Sync,
+) -> std::io::Result<()> {
+    let run_one = |core| {
+        let mut guard = StopOthers(stopping, false);
+        let result = run_one(core);
+        guard.1 = result.is_ok();
+        result
+    };
+    std::thread::scope(|scope| {
+        let run_one = &run_one;
+        let handles: Vec<_> = (1..threads)
+            .map(|core| scope.spawn(move || run_one(core)))
+            .collect();
+        let mut result = run_one(0);
         for handle in handles {
             match handle.join() {
                 Ok(r) => result = result.and(r),
@@ -284,10 +319,7 @@ fn serve<A: crate::App>(
             }
         }
         result
-    });
-    drop(stop_write_std);
-    result.map_err(RuntimeError::Loop)?;
-    Ok(ExitCode::SUCCESS)
+    })
 }
 
 /// A number in `0..=max`, different per process (`max-requests` jitter).
@@ -365,5 +397,69 @@ fn zygote<L: Language>(
             rustix::net::SendFlags::empty(),
         )
         .map_err(|e| RuntimeError::Zygote(e.to_string()))?;
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::time::{Duration, Instant};
+
+    /// A core that serves until told to stop (or fails after 20 seconds, so a test never hangs).
+    fn until_stopped(stopping: &AtomicBool) -> std::io::Result<()> {
+        let deadline = Instant::now() + Duration::from_secs(20);
+        while !stopping.load(Ordering::Relaxed) {
+            if Instant::now() > deadline {
+                return Err(std::io::Error::other("never told to stop"));
+            }
+            std::thread::sleep(Duration::from_millis(5));
+        }
+        Ok(())
+    }
+
+    #[test]
+    fn a_core_that_fails_stops_the_others() {
+        for failing in [0, 2] {
+            let stopping = AtomicBool::new(false);
+            let stopped = std::sync::atomic::AtomicUsize::new(0);
+            let result = run_cores(3, &stopping, |core| {
+                if core == failing {
+                    return Err(std::io::Error::other("epoll failed"));
+                }
+                until_stopped(&stopping)?;
+                stopped.fetch_add(1, Ordering::Relaxed);
+                Ok(())
+            });
+            assert_eq!(result.unwrap_err().to_string(), "epoll failed");
+            assert_eq!(stopped.into_inner(), 2, "core {failing} failed");
+        }
+    }
+
+    #[test]
+    fn a_core_that_panics_stops_the_others() {
+        for failing in [0, 1] {
+            let stopping = AtomicBool::new(false);
+            let stopped = std::sync::atomic::AtomicUsize::new(0);
+            let outcome = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+                run_cores(2, &stopping, |core| {
+                    if core == failing {
+                        panic!("the app crashed the thread");
+                    }
+                    until_stopped(&stopping)?;
+                    stopped.fetch_add(1, Ordering::Relaxed);
+                    Ok(())
+                })
+            }));
+            match outcome {
+                // A spawned core panicked: reported as an error.
+                Ok(result) => assert_eq!(
+                    result.unwrap_err().to_string(),
+                    "an interpreter thread panicked"
+                ),
+                // Core 0 (this thread) panicked: the panic goes on, once the others ended.
+                Err(_) => assert_eq!(failing, 0),
+            }
+            assert_eq!(stopped.into_inner(), 1, "core {failing} panicked");
+        }
     }
 }
