@@ -414,6 +414,10 @@ impl<'a, A: App> Loop<'a, A> {
             Ok(_) | Err(Errno::INTR) => {}
             Err(e) => return Err(e.into()),
         }
+        // An event names a slot, and a slot freed in this batch may be taken by an accept in it:
+        // that is safe because the kernel reports a descriptor once per wait and handling an
+        // event closes no other slot than its own. Entries of `pending` can be stale; they are
+        // checked (`Conn::queued`).
         for ev in events.iter() {
             let token = ev.data.u64();
             let flags = ev.flags;
@@ -635,13 +639,14 @@ impl<'a, A: App> Loop<'a, A> {
 
     fn close(&mut self, idx: usize) {
         if let Some(c) = self.conns.get_mut(idx).and_then(Option::take) {
+            // Counted out before the client can see the connection end.
+            if let Some(slot) = self.shared.slot {
+                slot.sub(WorkerField::Connections, 1);
+            }
             let _ = epoll::delete(&self.epoll, &c.fd);
             drop(c);
             self.free.push(idx);
             self.live -= 1;
-            if let Some(slot) = self.shared.slot {
-                slot.sub(WorkerField::Connections, 1);
-            }
         }
     }
 
@@ -2070,6 +2075,8 @@ mod tests {
                     [4, 0, 0, 1]
                 );
                 assert_eq!(core.label(), "GET /z");
+                // The connection closed after its last answer.
+                assert_eq!(slot.get(WorkerField::Connections), 0);
             });
             assert_eq!(slot.state(), State::Stopping);
         });
