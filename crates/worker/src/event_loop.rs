@@ -414,6 +414,10 @@ impl<'a, A: App> Loop<'a, A> {
             Ok(_) | Err(Errno::INTR) => {}
             Err(e) => return Err(e.into()),
         }
+        // An event names a slot, and a slot freed in this batch may be taken by an accept in it:
+        // that is safe because the kernel reports a descriptor once per wait and handling an
+        // event closes no other slot than its own. Entries of `pending` can be stale; they are
+        // checked (`Conn::queued`).
         for ev in events.iter() {
             let token = ev.data.u64();
             let flags = ev.flags;
@@ -635,13 +639,14 @@ impl<'a, A: App> Loop<'a, A> {
 
     fn close(&mut self, idx: usize) {
         if let Some(c) = self.conns.get_mut(idx).and_then(Option::take) {
+            // Counted out before the client can see the connection end.
+            if let Some(slot) = self.shared.slot {
+                slot.sub(WorkerField::Connections, 1);
+            }
             let _ = epoll::delete(&self.epoll, &c.fd);
             drop(c);
             self.free.push(idx);
             self.live -= 1;
-            if let Some(slot) = self.shared.slot {
-                slot.sub(WorkerField::Connections, 1);
-            }
         }
     }
 
@@ -1031,6 +1036,17 @@ impl<'a, A: App> Loop<'a, A> {
             core,
             tx: 0,
         };
+        // Earlier (pipelined) answers still queued go out first. What cannot go out yet makes
+        // this request count as answering: the master's harakiri must not write a 504 on the
+        // socket ahead of those bytes, where the client would read it as an earlier answer.
+        if !output.out.is_empty() {
+            let _ = output.out.drain(fd, &mut output.tx);
+            if !output.out.is_empty()
+                && let Some(core) = core
+            {
+                core.set(CoreField::ResponseStarted, 1);
+            }
+        }
         let nvars = vars.len();
         let vars_bytes: usize = vars.iter().map(|(k, v)| k.len() + v.len()).sum();
         // The request log names the client and protocol the request gives (for uwsgi, those
@@ -2059,6 +2075,8 @@ mod tests {
                     [4, 0, 0, 1]
                 );
                 assert_eq!(core.label(), "GET /z");
+                // The connection closed after its last answer.
+                assert_eq!(slot.get(WorkerField::Connections), 0);
             });
             assert_eq!(slot.state(), State::Stopping);
         });
@@ -2316,5 +2334,66 @@ mod tests {
             let _ = stalled.read_to_end(&mut got);
             assert!(got.len() < 256 * 64 * 1024, "{} bytes", got.len());
         });
+    }
+
+    /// Records what the scoreboard says of its core while it serves (a harakiri would read it
+    /// then).
+    struct Peek<'c>(CoreSlot<'c>, std::sync::Mutex<Vec<u64>>);
+
+    impl App for Peek<'_> {
+        fn call(&self, request: Request, response: &mut Response<'_>) -> Result<(), AppError> {
+            self.1
+                .lock()
+                .unwrap()
+                .push(self.0.get(CoreField::ResponseStarted));
+            Echo.call(request, response)
+        }
+    }
+
+    #[test]
+    fn a_harakiri_504_cannot_overtake_a_pipelined_response_still_queued() {
+        let words: Vec<std::sync::atomic::AtomicU64> = (0..liege_proto::scoreboard::words(1, 1))
+            .map(|_| std::sync::atomic::AtomicU64::new(0))
+            .collect();
+        let sb = board(1, &words);
+        let app = Peek(sb.worker(1).core(0), std::sync::Mutex::default());
+        let (l, addr) = listening(Proto::Http);
+        with_shared(&quiet(), &app, Some((sb, 1)), &[l], |shared| {
+            let mut lp = Loop::new(shared, 0).unwrap();
+            // A client with a small receive buffer, so that the first answer (under the 1 MiB
+            // that ends a burst) cannot all go out before the second request runs.
+            let fd = rustix::net::socket(
+                rustix::net::AddressFamily::INET,
+                rustix::net::SocketType::STREAM,
+                None,
+            )
+            .unwrap();
+            rustix::net::sockopt::set_socket_recv_buffer_size(&fd, 4096).unwrap();
+            rustix::net::connect(&fd, &addr).unwrap();
+            let mut c = TcpStream::from(fd);
+            c.set_read_timeout(Some(Duration::from_secs(20))).unwrap();
+            // And a small send buffer on the worker's side (autotuned, it takes 900 KB at once).
+            turn_until(&mut lp, "the connection is accepted", |lp| lp.live == 1);
+            for conn in conns(&lp) {
+                rustix::net::sockopt::set_socket_send_buffer_size(&conn.fd, 4096).unwrap();
+            }
+            c.write_all(
+                b"GET /big/900000 HTTP/1.1\r\nHost: x\r\n\r\nGET /2 HTTP/1.1\r\nHost: x\r\n\r\n",
+            )
+            .unwrap();
+            let mut r = BufReader::new(c);
+            std::thread::scope(|s| {
+                let reader = s.spawn(move || {
+                    assert_eq!(response(&mut r).2.len(), 900_000);
+                    response(&mut r).2
+                });
+                turn_until(&mut lp, "both answers are read", |_| reader.is_finished());
+                assert_eq!(reader.join().unwrap(), b"/2:");
+            });
+        });
+        // While the app ran the second request, bytes of the first were still queued: a 504
+        // written by the master then would reach the client first, as the first answer.
+        let seen = app.1.into_inner().unwrap();
+        assert_eq!(seen, [0, 1]);
     }
 }
