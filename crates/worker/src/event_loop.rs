@@ -544,6 +544,9 @@ impl<'a, A: App> Loop<'a, A> {
             slot.add(WorkerField::Connections, 1);
         }
         self.balance();
+        // A client (nginx above all, which connects for each request) has often sent its
+        // request by the time it is accepted: read it now rather than after another wait.
+        self.read_in(idx);
     }
 
     /// Whether another worker, accepting and with a thread free, holds clearly fewer
