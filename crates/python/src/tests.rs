@@ -2,7 +2,7 @@
 //! builds a request by hand, calls the app, and checks the exact bytes the response sent.
 
 use std::fs::File;
-use std::io::{self, Read, Seek, Write};
+use std::io::{self, Write};
 
 use liege_worker::response::Framing;
 use liege_worker::{App, AppError, Body, Language, Output, Request, Response, Vars};
@@ -12,28 +12,8 @@ use crate::{Python, WsgiApp};
 
 const APPS: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/../../tests/apps/python");
 
-/// Collects what a response sends, files included (as in liege-worker's response tests).
-#[derive(Debug, Default)]
-struct Collect {
-    bytes: Vec<u8>,
-    flushes: usize,
-}
-
-impl Output for Collect {
-    fn send(&mut self, data: &[u8]) -> io::Result<()> {
-        self.bytes.extend_from_slice(data);
-        Ok(())
-    }
-    fn send_file(&mut self, mut file: File, offset: u64, len: u64) -> io::Result<()> {
-        file.seek(io::SeekFrom::Start(offset))?;
-        file.take(len).read_to_end(&mut self.bytes)?;
-        Ok(())
-    }
-    fn flush(&mut self) -> io::Result<()> {
-        self.flushes += 1;
-        Ok(())
-    }
-}
+/// Collects what a response sends, files included.
+type Collect = liege_worker::response::MemoryOutput;
 
 /// A client that went away: every send fails.
 #[derive(Debug, Default)]

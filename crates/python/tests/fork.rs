@@ -2,33 +2,14 @@
 //! `after_fork_child`. A fork needs a single-threaded process, so this test is its own `main`
 //! (no libtest threads).
 
-use std::fs::File;
-use std::io::{self, Read, Seek, Write};
+use std::io::{self, Write};
 
 use liege_python::Python;
 use liege_worker::response::Framing;
-use liege_worker::{App, Body, Language, Output, Request, Response, Vars};
+use liege_worker::{App, Body, Language, Request, Response, Vars};
 
-/// Collects what a response sends (as in liege-worker's response tests).
-#[derive(Debug, Default)]
-struct Collect {
-    bytes: Vec<u8>,
-}
-
-impl Output for Collect {
-    fn send(&mut self, data: &[u8]) -> io::Result<()> {
-        self.bytes.extend_from_slice(data);
-        Ok(())
-    }
-    fn send_file(&mut self, mut file: File, offset: u64, len: u64) -> io::Result<()> {
-        file.seek(io::SeekFrom::Start(offset))?;
-        file.take(len).read_to_end(&mut self.bytes)?;
-        Ok(())
-    }
-    fn flush(&mut self) -> io::Result<()> {
-        Ok(())
-    }
-}
+/// Collects what a response sends, files included.
+type Collect = liege_worker::response::MemoryOutput;
 
 /// Answers with its pid and how many times the at-fork child hook ran; starts a thread first,
 /// which needs the thread machinery PyOS_AfterFork_Child repairs.

@@ -3,7 +3,7 @@
 //! `Connection: close` when the connection cannot be kept), and checks what the app gave.
 
 use std::fs::File;
-use std::io;
+use std::io::{self, Read, Seek};
 
 /// Where a response's bytes go: the connection's output queue, drained by the event loop.
 pub trait Output {
@@ -17,6 +17,33 @@ pub trait Output {
     fn flush(&mut self) -> io::Result<()>;
     /// The head went out (harakiri can no longer answer 504).
     fn head_sent(&mut self) {}
+}
+
+/// An [`Output`] that keeps what it is sent in memory, files included: for tests and tools
+/// that look at the bytes a response makes.
+#[derive(Debug, Default)]
+pub struct MemoryOutput {
+    /// Everything sent, in order.
+    pub bytes: Vec<u8>,
+    /// How many times [`Output::flush`] was called.
+    pub flushes: usize,
+}
+
+impl Output for MemoryOutput {
+    fn send(&mut self, data: &[u8]) -> io::Result<()> {
+        self.bytes.extend_from_slice(data);
+        Ok(())
+    }
+    fn send_file(&mut self, file: File, offset: u64, len: u64) -> io::Result<()> {
+        let mut file = file;
+        file.seek(io::SeekFrom::Start(offset))?;
+        file.take(len).read_to_end(&mut self.bytes)?;
+        Ok(())
+    }
+    fn flush(&mut self) -> io::Result<()> {
+        self.flushes += 1;
+        Ok(())
+    }
 }
 
 /// How the response must be framed, from the request.
@@ -389,30 +416,8 @@ impl<'a> Response<'a> {
 #[cfg(test)]
 pub(crate) mod tests {
     use super::*;
-    use std::io::{Read, Seek};
 
-    /// Collects what a response sends, files included.
-    #[derive(Debug, Default)]
-    pub(crate) struct Collect {
-        pub(crate) bytes: Vec<u8>,
-        pub(crate) flushes: usize,
-    }
-
-    impl Output for Collect {
-        fn send(&mut self, data: &[u8]) -> io::Result<()> {
-            self.bytes.extend_from_slice(data);
-            Ok(())
-        }
-        fn send_file(&mut self, mut file: File, offset: u64, len: u64) -> io::Result<()> {
-            file.seek(io::SeekFrom::Start(offset))?;
-            file.take(len).read_to_end(&mut self.bytes)?;
-            Ok(())
-        }
-        fn flush(&mut self) -> io::Result<()> {
-            self.flushes += 1;
-            Ok(())
-        }
-    }
+    pub(crate) type Collect = MemoryOutput;
 
     const HTTP11: Framing = Framing {
         http11: true,
