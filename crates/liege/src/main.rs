@@ -1,6 +1,7 @@
-//! `liege`: the core binary. For now it builds the options list from uWSGI-style command lines
-//! and config files (`liege config` shows it); the emperor, the master and the gateways come
-//! with their issues.
+//! `liege`: the core binary. It builds the options list from uWSGI-style command lines and
+//! config files (`liege config` shows it) and runs an instance's master (crate `liege_master`),
+//! which starts the language workers beside this binary; the emperor and the gateways come with
+//! their issues.
 
 mod cli;
 mod host;

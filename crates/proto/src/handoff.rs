@@ -7,9 +7,9 @@
 //! | variable | value |
 //! |---|---|
 //! | [`ROLE`] | `worker` (serve requests) or `zygote` (load the app, then fork workers on request) |
-//! | [`WORKER_ID`] | the worker's number, 1 to `processes` (role `worker` only) |
+//! | [`WORKER_ID`] | the worker's scoreboard slot, 1 to 2 × `processes`: worker *i* alternates between slots *i* and *i* + `processes` from one reload to the next (role `worker` only) |
 //! | [`SOCKETS`] | the listening sockets: `FD,PROTO,NAME` entries separated by `;` (see [`Listener`]) |
-//! | [`OPTIONS_FD`] | a descriptor to read the options list from, as JSON (see [`encode_options`]) |
+//! | [`OPTIONS_FD`] | a descriptor to read the options list from, `key\0value\0` pairs (see [`encode_options`]); read it with `pread` from 0 |
 //! | [`SCOREBOARD_FD`] | the scoreboard's shared memory (see [`crate::scoreboard`]) |
 //! | [`ZYGOTE_FD`] | (role `zygote`) the seqpacket socket the master sends [`ZygoteRequest`]s on |
 //!
@@ -17,7 +17,7 @@
 
 /// `worker` or `zygote`.
 pub const ROLE: &str = "LIEGE_ROLE";
-/// The worker's number (1-based).
+/// The worker's scoreboard slot (1-based).
 pub const WORKER_ID: &str = "LIEGE_WORKER_ID";
 /// The listening sockets.
 pub const SOCKETS: &str = "LIEGE_SOCKETS";
@@ -148,7 +148,7 @@ pub fn decode_options(bytes: &[u8]) -> Result<Vec<(String, String)>, HandoffErro
 /// What the master asks of a zygote, one datagram each.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum ZygoteRequest {
-    /// Fork worker number `id` (as a child of the master: `CLONE_PARENT`).
+    /// Fork the worker of scoreboard slot `id` (as a child of the master: `CLONE_PARENT`).
     Spawn { id: u32 },
 }
 
