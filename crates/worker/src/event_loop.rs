@@ -304,6 +304,14 @@ struct Conn {
     /// bytes are buffered, nothing more is read: a pipelining client's requests wait in the
     /// kernel, not in this process.
     need_input: bool,
+    /// No request answered yet: an idle fresh connection waits `socket-timeout`, not the
+    /// keep-alive timeout.
+    fresh: bool,
+    /// The answer was an error sent while the client may still be sending (400, 413, 408):
+    /// after it goes out, the connection lingers (see [`LINGER`]) rather than resetting.
+    discard_input: bool,
+    /// Lingering until then: the write side is shut, what arrives is read and dropped.
+    linger: Option<Instant>,
 }
 
 impl Conn {
@@ -311,6 +319,11 @@ impl Conn {
         matches!(self.phase, Phase::Head) && self.rstart == self.rbuf.len() && self.out.is_empty()
     }
 }
+
+/// How long a connection closed after an error answer keeps reading (and dropping) what the
+/// client still sends. Closing a socket with unread input sends a TCP reset, which makes the
+/// client's writes fail and can destroy the answer in flight (nginx's "lingering close").
+const LINGER: Duration = Duration::from_secs(2);
 
 /// One thread's loop.
 pub(crate) struct Loop<'a, A: App> {
@@ -519,6 +532,9 @@ impl<'a, A: App> Loop<'a, A> {
             peer_closed: false,
             queued: false,
             need_input: true,
+            fresh: true,
+            discard_input: false,
+            linger: None,
         };
         let idx = match self.free.pop() {
             Some(i) => i,
@@ -679,6 +695,20 @@ impl<'a, A: App> Loop<'a, A> {
         let Some(Some(conn)) = self.conns.get_mut(idx) else {
             return;
         };
+        if conn.linger.is_some() {
+            // Drop what the client still sends, until it closes (or the linger ends).
+            let mut scratch = [0u8; 16 * 1024];
+            loop {
+                match rustix::io::read(&conn.fd, &mut scratch) {
+                    Ok(0) | Err(Errno::CONNRESET | Errno::PIPE) => break,
+                    Ok(_) | Err(Errno::INTR) => {}
+                    Err(Errno::AGAIN) => return,
+                    Err(_) => break,
+                }
+            }
+            self.close(idx);
+            return;
+        }
         if !conn.need_input && conn.rstart < conn.rbuf.len() {
             // Requests are buffered still: they are served first (the connection is pending,
             // or waits for its output to drain).
@@ -725,6 +755,24 @@ impl<'a, A: App> Loop<'a, A> {
         match result {
             Ok(true) => {
                 if conn.close_after_flush {
+                    if conn.discard_input && !conn.peer_closed && conn.linger.is_none() {
+                        let _ = rustix::net::shutdown(&conn.fd, rustix::net::Shutdown::Write);
+                        conn.linger = Some(Instant::now() + LINGER);
+                        conn.rbuf = Vec::new();
+                        conn.rstart = 0;
+                        if conn.writing {
+                            conn.writing = false;
+                            let _ = epoll::modify(
+                                &self.epoll,
+                                &conn.fd,
+                                epoll::EventData::new_u64(CONN + idx as u64),
+                                epoll::EventFlags::IN | epoll::EventFlags::RDHUP,
+                            );
+                        }
+                        // What already arrived is dropped now; the rest as it comes.
+                        self.read_in(idx);
+                        return;
+                    }
                     self.close(idx);
                     return;
                 }
@@ -983,6 +1031,7 @@ impl<'a, A: App> Loop<'a, A> {
         let _ = r.error(code, reason);
         conn.phase = Phase::Closing;
         conn.close_after_flush = true;
+        conn.discard_input = true;
         self.write_out(idx);
     }
 
@@ -1117,6 +1166,7 @@ impl<'a, A: App> Loop<'a, A> {
             conn.phase = Phase::Closing;
         }
         conn.last_active = Instant::now();
+        conn.fresh = false;
         let micros = u64::try_from(started.elapsed().as_micros()).unwrap_or(u64::MAX);
         self.core_requests += 1;
         let mut worker_requests = self.core_requests;
@@ -1184,8 +1234,19 @@ impl<'a, A: App> Loop<'a, A> {
         for idx in 0..self.conns.len() {
             let Some(c) = &self.conns[idx] else { continue };
             let idle_for = c.last_active.elapsed();
-            if c.idle() {
-                if idle_for > s.keepalive_timeout {
+            if let Some(until) = c.linger {
+                if Instant::now() >= until {
+                    self.close(idx);
+                }
+            } else if c.idle() {
+                // A connection that never sent a request gets the socket timeout; one kept
+                // alive after an answer, the keep-alive timeout.
+                let limit = if c.fresh {
+                    s.socket_timeout
+                } else {
+                    s.keepalive_timeout
+                };
+                if idle_for > limit {
                     self.close(idx);
                 }
             } else if idle_for > s.socket_timeout {
@@ -2398,5 +2459,52 @@ mod tests {
         // written by the master then would reach the client first, as the first answer.
         let seen = app.1.into_inner().unwrap();
         assert_eq!(seen, [0, 1]);
+    }
+
+    #[test]
+    fn an_error_answer_lingers_so_a_client_still_sending_reads_it() {
+        let settings = Settings {
+            limit_post: 100,
+            disable_logging: true,
+            ..Settings::default()
+        };
+        with_loop(settings, |addr| {
+            let mut s = TcpStream::connect(addr).unwrap();
+            s.write_all(b"POST /x HTTP/1.1\r\nHost: x\r\nContent-Length: 4000000\r\n\r\n")
+                .unwrap();
+            std::thread::sleep(Duration::from_millis(100));
+            // The 413 is out and the server closed its side; the client, unaware, goes on
+            // sending its body. Without lingering, the server's close of a socket with unread
+            // input resets the connection and these writes fail.
+            let piece = vec![b'a'; 64 * 1024];
+            for _ in 0..32 {
+                s.write_all(&piece)
+                    .expect("writes after the 413 are not reset");
+            }
+            s.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
+            assert_eq!(response(&mut BufReader::new(s)).0, 413);
+        });
+    }
+
+    #[test]
+    fn a_connection_that_never_sends_is_closed_after_the_socket_timeout() {
+        let settings = Settings {
+            socket_timeout: Duration::from_secs(1),
+            keepalive_timeout: Duration::from_secs(60),
+            disable_logging: true,
+            ..Settings::default()
+        };
+        with_loop(settings, |addr| {
+            let mut s = TcpStream::connect(addr).unwrap();
+            s.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
+            let mut buf = [0u8; 16];
+            let start = Instant::now();
+            let n = std::io::Read::read(&mut s, &mut buf).unwrap_or(0);
+            assert_eq!(n, 0, "closed without an answer");
+            assert!(
+                start.elapsed() < Duration::from_secs(8),
+                "closed by the socket timeout"
+            );
+        });
     }
 }
