@@ -325,6 +325,10 @@ impl Conn {
 /// client's writes fail and can destroy the answer in flight (nginx's "lingering close").
 const LINGER: Duration = Duration::from_secs(2);
 
+/// How long a loop that could not accept for lack of descriptors or memory leaves its
+/// listeners alone.
+const STARVED_PAUSE: Duration = Duration::from_millis(100);
+
 /// One thread's loop.
 pub(crate) struct Loop<'a, A: App> {
     shared: &'a Shared<'a, A>,
@@ -344,6 +348,9 @@ pub(crate) struct Loop<'a, A: App> {
     /// than another that is free to take them. Since when [`Loop::balance`] last looked, and
     /// the other workers' connections then ([`Loop::others_connections`]).
     deferred: Option<(Instant, u64)>,
+    /// Out of descriptors (or memory) at the last accept: the listeners are out of the epoll
+    /// set until then, so a full table does not spin the loop on a listener it cannot serve.
+    starved_until: Option<Instant>,
 }
 
 impl<'a, A: App> Loop<'a, A> {
@@ -381,6 +388,7 @@ impl<'a, A: App> Loop<'a, A> {
             last_sweep: Instant::now(),
             core_requests: 0,
             deferred: None,
+            starved_until: None,
         })
     }
 
@@ -403,6 +411,16 @@ impl<'a, A: App> Loop<'a, A> {
                 return Ok(false);
             }
         }
+        if let Some(until) = self.starved_until
+            && Instant::now() >= until
+        {
+            self.starved_until = None;
+            if self.deferred.is_none() && self.stopping_since.is_none() {
+                for li in 0..self.shared.listeners.len() {
+                    self.listen(li);
+                }
+            }
+        }
         if self.stopping_since.is_none() {
             self.balance();
         }
@@ -411,7 +429,7 @@ impl<'a, A: App> Loop<'a, A> {
                 tv_sec: 0,
                 tv_nsec: 0,
             }
-        } else if self.deferred.is_some() {
+        } else if self.deferred.is_some() || self.starved_until.is_some() {
             rustix::time::Timespec::try_from(BALANCE_RECHECK).unwrap_or(rustix::time::Timespec {
                 tv_sec: 0,
                 tv_nsec: 10_000_000,
@@ -500,6 +518,23 @@ impl<'a, A: App> Loop<'a, A> {
             {
                 Ok(x) => x,
                 Err(Errno::AGAIN | Errno::INTR | Errno::CONNABORTED) => return,
+                Err(e @ (Errno::MFILE | Errno::NFILE | Errno::NOBUFS | Errno::NOMEM)) => {
+                    // The connection stays in the listen queue: stop looking at the listeners
+                    // for a moment instead of being woken for it again at once.
+                    log::line(&format!(
+                        "liege: worker {} cannot accept on {}: {e}; not accepting for {} ms",
+                        self.shared.worker_id,
+                        l.server_name,
+                        STARVED_PAUSE.as_millis()
+                    ));
+                    self.starved_until = Some(Instant::now() + STARVED_PAUSE);
+                    if self.deferred.is_none() {
+                        for l in self.shared.listeners {
+                            let _ = epoll::delete(&self.epoll, &l.fd);
+                        }
+                    }
+                    return;
+                }
                 Err(e) => {
                     log::line(&format!("liege: accept on {}: {e}", l.server_name));
                     return;
@@ -590,6 +625,9 @@ impl<'a, A: App> Loop<'a, A> {
     /// waiting loop in the order the loops registered, and a running loop drains the backlog
     /// alone: two workers took 64 connections arriving at once 64/0 or 0/64 in most runs.
     fn balance(&mut self) {
+        if self.starved_until.is_some() {
+            return;
+        }
         let mut over = self.over_share();
         if over
             && let Some((since, seen)) = self.deferred
@@ -2505,6 +2543,94 @@ mod tests {
                 start.elapsed() < Duration::from_secs(8),
                 "closed by the socket timeout"
             );
+        });
+    }
+
+    /// This process's CPU time so far, in clock ticks (utime + stime of /proc/self/stat).
+    fn cpu_ticks(file: &std::fs::File) -> u64 {
+        use std::os::unix::fs::FileExt;
+        let mut buf = vec![0u8; 4096];
+        let n = file.read_at(&mut buf, 0).unwrap();
+        let stat = String::from_utf8_lossy(&buf[..n]).into_owned();
+        let rest = stat.rsplit_once(") ").unwrap().1;
+        let f: Vec<&str> = rest.split_whitespace().collect();
+        // Fields 14 and 15 of the line; 3 is the first after the name.
+        f[11].parse::<u64>().unwrap() + f[12].parse::<u64>().unwrap()
+    }
+
+    #[test]
+    fn out_of_descriptors_pauses_accepting_instead_of_spinning() {
+        const NAME: &str =
+            "event_loop::tests::out_of_descriptors_pauses_accepting_instead_of_spinning";
+        // The descriptor limit is the process's: run in a process of its own.
+        if std::env::var_os("LIEGE_T_EMFILE_CHILD").is_none() {
+            let out = std::process::Command::new(std::env::current_exe().unwrap())
+                .args(["--exact", NAME, "--test-threads", "1", "--nocapture"])
+                .env("LIEGE_T_EMFILE_CHILD", "1")
+                .output()
+                .unwrap();
+            let text = String::from_utf8_lossy(&out.stdout).into_owned()
+                + &String::from_utf8_lossy(&out.stderr);
+            assert!(out.status.success(), "{text}");
+            assert!(text.contains("1 passed"), "the child ran the test: {text}");
+            return;
+        }
+        let settings = Settings {
+            disable_logging: true,
+            ..Settings::default()
+        };
+        with_loop(settings, |addr| {
+            use rustix::process::{Resource, Rlimit, getrlimit, setrlimit};
+            // The client's six sockets first, unconnected; then a limit at what is open, so
+            // the loop's accepts fail while the connects (which need no descriptor) succeed.
+            let socks: Vec<OwnedFd> = (0..6)
+                .map(|_| {
+                    rustix::net::socket(
+                        rustix::net::AddressFamily::INET,
+                        rustix::net::SocketType::STREAM,
+                        None,
+                    )
+                    .unwrap()
+                })
+                .collect();
+            let stat = fs_err::File::open("/proc/self/stat")
+                .unwrap()
+                .into_parts()
+                .0;
+            let open = fs_err::read_dir("/proc/self/fd").unwrap().count() as u64;
+            let old = getrlimit(Resource::Nofile);
+            setrlimit(
+                Resource::Nofile,
+                Rlimit {
+                    current: Some(open),
+                    maximum: old.maximum,
+                },
+            )
+            .unwrap();
+            let mut clients: Vec<TcpStream> = socks
+                .into_iter()
+                .map(|fd| {
+                    rustix::net::connect(&fd, &addr).unwrap();
+                    TcpStream::from(fd)
+                })
+                .collect();
+            for c in &mut clients {
+                c.write_all(b"GET /x HTTP/1.1\r\nHost: x\r\n\r\n").unwrap();
+                c.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
+            }
+            std::thread::sleep(Duration::from_millis(200));
+            let before = cpu_ticks(&stat);
+            std::thread::sleep(Duration::from_secs(1));
+            let spent = cpu_ticks(&stat) - before;
+            assert!(
+                spent < 30,
+                "the loop spun: {spent} ticks of CPU in one second"
+            );
+            // Descriptors come back: the waiting connections are accepted and served.
+            setrlimit(Resource::Nofile, old).unwrap();
+            for c in clients {
+                assert_eq!(response(&mut BufReader::new(c)).2, b"/x:");
+            }
         });
     }
 }
