@@ -3,7 +3,7 @@
 //! client that speaks over TCP or a unix socket.
 
 use std::io::{BufRead, BufReader, Read, Write};
-use std::net::{SocketAddr, TcpListener, TcpStream};
+use std::net::{SocketAddr, TcpStream};
 use std::os::unix::net::UnixStream;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
@@ -29,14 +29,9 @@ pub(crate) fn require_python_worker() {
     );
 }
 
-/// A port on 127.0.0.1 that was free a moment ago.
-pub(crate) fn free_port() -> u16 {
-    TcpListener::bind("127.0.0.1:0")
-        .expect("bind")
-        .local_addr()
-        .expect("addr")
-        .port()
-}
+#[path = "../support/ports.rs"]
+mod ports;
+pub(crate) use ports::free_port;
 
 /// A test app's path under tests/apps/python.
 pub(crate) fn app(name: &str) -> String {

@@ -56,13 +56,9 @@ pub(crate) fn as_master(args: &[String]) -> ExitCode {
     }
 }
 
-/// A free TCP port on 127.0.0.1 (bound once, then released).
-pub(crate) fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .and_then(|l| l.local_addr())
-        .expect("a free port")
-        .port()
-}
+#[path = "../../../../tests/support/ports.rs"]
+mod ports;
+pub(crate) use ports::free_port;
 
 /// Polls `f` every 50 ms until it holds or `timeout` passes.
 pub(crate) fn wait_until(timeout: Duration, mut f: impl FnMut() -> bool) -> bool {
