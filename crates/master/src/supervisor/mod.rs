@@ -499,6 +499,22 @@ impl<'r> Supervisor<'r> {
         self.process_gone(&p.gone(), status, now);
     }
 
+    /// What every exit of a worker or zygote checks first: the instance is stopping (nothing to
+    /// replace), or the app could not be loaded with `need-app` set (stop with 22). True when
+    /// the exit is fully handled.
+    fn exit_ends_here(&mut self, what: &str, how: &str, code: Option<i32>, need_app: bool) -> bool {
+        if self.stopping.is_some() {
+            log!("{what} stopped ({how})");
+            return true;
+        }
+        if code == Some(22) && need_app {
+            log!("{what} could not load the app ({how})");
+            self.begin_stop(22, "need-app is set: stopping the instance");
+            return true;
+        }
+        false
+    }
+
     /// Bookkeeping for a child that is gone: its slot, the respawn of a worker, the
     /// replacement of a zygote, or the end of the instance (`need-app`).
     fn process_gone(&mut self, p: &Gone, status: WaitStatus, now: Instant) {
@@ -512,13 +528,7 @@ impl<'r> Supervisor<'r> {
         match p.kind {
             Kind::Worker { id, slot, board } => {
                 let served = self.release_slot(board, slot, Some(id));
-                if self.stopping.is_some() {
-                    log!("{} stopped ({how})", p.what());
-                    return;
-                }
-                if code == Some(22) && need_app {
-                    log!("{} could not load the app ({how})", p.what());
-                    self.begin_stop(22, "need-app is set: stopping the instance");
+                if self.exit_ends_here(&p.what(), &how, code, need_app) {
                     return;
                 }
                 if p.generation == current && (!p.told_to_stop || p.harakiri) {
@@ -570,13 +580,7 @@ impl<'r> Supervisor<'r> {
                 {
                     z.alive = false;
                 }
-                if self.stopping.is_some() {
-                    log!("{} stopped ({how})", p.what());
-                    return;
-                }
-                if code == Some(22) && need_app {
-                    log!("{} could not load the app ({how})", p.what());
-                    self.begin_stop(22, "need-app is set: stopping the instance");
+                if self.exit_ends_here(&p.what(), &how, code, need_app) {
                     return;
                 }
                 if p.generation == current && !p.told_to_stop {
