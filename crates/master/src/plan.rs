@@ -9,6 +9,7 @@ use liege_config::registry::{self, Known};
 use liege_config::{Options, Origin, is_true};
 use liege_proto::handoff::Proto;
 use liege_worker::settings::{Settings, SettingsError};
+use liege_worker::static_files::{StaticError, StaticFiles};
 
 use crate::addr::Addr;
 use crate::exe;
@@ -77,6 +78,8 @@ pub enum PlanError {
         origin: Origin,
         source: SettingsError,
     },
+    #[error("{origin}: {source}")]
+    Static { origin: Origin, source: StaticError },
     #[error("no socket to listen on (set `http-socket` or `socket`)")]
     NoSocket,
 }
@@ -246,14 +249,28 @@ impl Plan {
         }
         // The worker runtime's own options, checked here so that a bad one stops the instance
         // before it starts rather than every worker at once.
-        Settings::from_options(&plan.options).map_err(|source| {
-            let origin = entries
+        let last_origin = |key: &str, value: &dyn Fn(&str) -> bool| {
+            entries
                 .iter()
                 .rev()
-                .find(|e| e.key == source.key && e.value == source.value)
-                .or_else(|| entries.iter().rev().find(|e| e.key == source.key))
-                .map_or(Origin::Builtin, |e| e.origin.clone());
+                .find(|e| e.key == key && value(e.value))
+                .or_else(|| entries.iter().rev().find(|e| e.key == key))
+                .map_or(Origin::Builtin, |e| e.origin.clone())
+        };
+        let settings = Settings::from_options(&plan.options).map_err(|source| {
+            let origin = last_origin(&source.key, &|v| v == source.value);
             PlanError::Worker { origin, source }
+        })?;
+        // The static maps too: a `static-expires` regex that does not compile would otherwise
+        // stop every worker as it starts, again and again.
+        StaticFiles::new(&settings).map_err(|source| {
+            let origin = match &source {
+                StaticError::ExpiresRegex { regex, .. } => {
+                    last_origin("static-expires", &|v| v.trim().starts_with(regex.as_str()))
+                }
+                StaticError::IndexName(name) => last_origin("static-index", &|v| v == name),
+            };
+            PlanError::Static { origin, source }
         })?;
         if plan.sockets.is_empty() {
             return Err(PlanError::NoSocket);
@@ -381,6 +398,24 @@ mod tests {
         assert_eq!(
             e.to_string(),
             "a.ini:3: option `limit-post`: expected a size (bytes, or with k, m, g) (got `lots`)"
+        );
+    }
+
+    #[test]
+    fn a_static_expires_regex_that_does_not_compile_is_refused_with_its_line() {
+        let e = Plan::from_options(&opts(
+            "a.ini",
+            &[
+                ("socket", ":80"),
+                ("static-expires", "/.*\\.css 60"),
+                ("static-expires", "( 30"),
+            ],
+        ))
+        .unwrap_err()
+        .to_string();
+        assert!(
+            e.starts_with("a.ini:4: static-expires: regex `(` does not compile"),
+            "{e}"
         );
     }
 
