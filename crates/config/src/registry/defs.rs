@@ -18,6 +18,7 @@ const fn opt(name: &'static str, part: Part, kind: Kind, doc: &'static str) -> S
         uwsgi: Some(name),
         repeatable: false,
         immediate: false,
+        privileged: false,
         doc,
     }
 }
@@ -41,6 +42,10 @@ impl Spec {
     }
     const fn own(mut self) -> Self {
         self.uwsgi = None;
+        self
+    }
+    const fn privileged(mut self) -> Self {
+        self.privileged = true;
         self
     }
     const fn optional_arg(mut self) -> Self {
@@ -106,6 +111,7 @@ pub static OPTIONS: &[Spec] = &[
     opt("die-on-term", Master, Flag, "Make SIGTERM stop the instance (uWSGI's default makes it a brutal reload)"),
     opt("need-app", Master, Flag, "Exit with status 22 when the app cannot be loaded, instead of serving errors"),
     opt("stats", Master, Text, "Serve the stats JSON (uWSGI's layout) to whoever connects: `HOST:PORT` or a unix path").aliases(&["stats-server"]),
+    opt("heartbeat", Master, Number, "Under an emperor, tell it every this many seconds that the master is alive (see `emperor-required-heartbeat`)"),
     // Sockets and protocols.
     opt("socket", Sockets, Text, "Listen on `HOST:PORT` or a unix path, speaking the uwsgi protocol (what nginx `uwsgi_pass` sends)").aliases(&["uwsgi-socket"]).repeatable(),
     opt("http-socket", Sockets, Text, "Listen on `HOST:PORT` or a unix path, speaking HTTP/1.1 (keep-alive, pipelining, chunked bodies)").repeatable(),
@@ -136,4 +142,31 @@ pub static OPTIONS: &[Spec] = &[
     opt("pythonpath", Python, Path, "Add this folder (or glob) to `sys.path`").aliases(&["python-path", "pp"]).repeatable(),
     opt("env", Python, Assignment, "Set the environment variable `NAME=VALUE` before loading the app").repeatable(),
     opt("home", Python, Path, "The virtualenv to use").aliases(&["virtualenv", "venv", "pyhome"]),
+    // The emperor.
+    opt("emperor", Emperor, Text, "Run an emperor: watch this folder (or glob) for vassal files (`*.ini *.xml *.yaml *.yml *.json`) with inotify, spawn one vassal per file, reload it when the file changes, stop it when the file goes away").repeatable(),
+    opt("emperor-run-dir", Emperor, Path, "Where the emperor keeps its runtime files: `emperor/` (root-only control sockets, one per vassal), `vassals/NAME` (each vassal's /run)").own().default("/run/liege"),
+    opt("emperor-cgroup-root", Emperor, Text, "The cgroup, under each cgroup hierarchy (v1 and v2, found from /proc/self/mountinfo), that holds one cgroup per vassal (`ROOT/NAME`)").own().default("liege"),
+    opt("emperor-log-dir", Emperor, Path, "Where each vassal's output is written, to `NAME.log` (rotated at `log-maxsize` to `NAME.log.1`)").own().default("/var/log/liege"),
+    opt("emperor-freq", Emperor, Number, "Seconds between two rescans of the vassal folders, a safety net behind inotify (uWSGI has no inotify and scans only this way)").default("3"),
+    opt("emperor-throttle", Emperor, Number, "Milliseconds to wait before respawning a vassal that died without serving a request; doubled at each such death, up to `emperor-max-throttle`, and forgotten once the vassal serves a request (uWSGI: milliseconds too, but applied as microseconds the first time and then grown by one second per death)").default("1000"),
+    opt("emperor-max-throttle", Emperor, Number, "The longest wait, in milliseconds, before respawning a crash-looping vassal").default("180000"),
+    opt("emperor-curse-tolerance", Emperor, Number, "Seconds a vassal told to stop (its file removed, the emperor stopping) may take to finish its requests before the emperor kills every process in its cgroup").default("30"),
+    opt("emperor-graceful-shutdown", Emperor, Flag, "Accepted for uWSGI files: liege always stops vassals gracefully (uWSGI's stop without it is brutal), bounded by `emperor-curse-tolerance`"),
+    opt("emperor-required-heartbeat", Emperor, Number, "Once a vassal has sent a heartbeat (`heartbeat`), kill and respawn it when none comes for this many seconds").default("30"),
+    opt("emperor-use-clone", Emperor, Text, "The namespaces every vassal gets, comma-separated: `fs` (or `mount`, `mnt`, `ns`), `ipc`, `uts`, `net`, `pid`, `cgroup`; `none` for none (warned about). liege's default, unlike uWSGI's (none), isolates").default("fs,ipc,uts,net,pid"),
+    opt("emperor-tyrant", Emperor, Flag, "Run each vassal as the owner (uid and gid) of its file; root-owned files are refused, and root-only options come only from `vassals-inherit`"),
+    opt("emperor-stats", Emperor, Text, "Serve the emperor's stats JSON (each vassal's name, pid, state, restarts, last error, memory and CPU) to whoever connects: `HOST:PORT` or a unix path").aliases(&["emperor-stats-server"]),
+    opt("emperor-metrics", Emperor, Text, "Serve Prometheus metrics over HTTP at `/metrics` on `HOST:PORT` or a unix path: per vassal memory, CPU, pids, restarts, state").own(),
+    opt("vassals-inherit", Emperor, Path, "Add this file's options to every vassal, after the vassal's own (a root-owned template: it may hold root-only options)").repeatable(),
+    // Vassal identity, namespaces and limits.
+    opt("uid", Vassal, Text, "Run the instance's processes as this user (name or number), from the moment its sockets are bound").privileged(),
+    opt("gid", Vassal, Text, "Run the instance's processes with this group (name or number; default the user's group)").privileged(),
+    opt("unshare", Vassal, Text, "Namespaces a vassal gets besides `emperor-use-clone` (same names); the emperor creates them when it spawns the vassal").privileged(),
+    opt("memory-limit", Vassal, Size, "The most memory the vassal's processes may use together, swap included (cgroup v1 `memory.limit_in_bytes` and `memory.memsw.limit_in_bytes`, v2 `memory.max` and `memory.swap.max`); past it the kernel's OOM killer acts inside the vassal. uWSGI: `cgroup-opt = memory.limit_in_bytes=...`").own().privileged(),
+    opt("cpu-limit", Vassal, Number, "The most CPU the vassal may use, in percent of one core (200: two cores), as a CFS quota over 100 ms (v1 `cpu.cfs_quota_us`, v2 `cpu.max`). uWSGI: `cgroup-opt = cpu.cfs_quota_us=...`").own().privileged(),
+    opt("pids-limit", Vassal, Number, "The most processes and threads the vassal may have at once (`pids.max`); a fork bomb stops there. uWSGI: `cgroup-opt = pids.max=...`").own().privileged(),
+    opt("cgroup", Vassal, Path, "Also place the vassal in this cgroup folder (created if missing; one per hierarchy, as in uWSGI)").repeatable().privileged(),
+    opt("cgroup-opt", Vassal, Assignment, "Write `FILE=VALUE` (or `FILE:VALUE`) in the vassal's cgroup, in the hierarchy that has FILE (`memory.swappiness=0`, `cpu.shares=512`)").repeatable().privileged(),
+    opt("cgroup-dir-mode", Vassal, Text, "The mode (octal) of the cgroup folders the emperor creates").default("0700").privileged(),
+    opt("log-maxsize", Vassal, Size, "Rotate the vassal's log file (kept by the emperor) to `NAME.log.1` once it passes this size, so one vassal cannot fill the disk (in the emperor's options: the default for every vassal, `16m` unless set)").privileged(),
 ];

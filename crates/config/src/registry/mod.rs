@@ -77,6 +77,10 @@ pub enum Part {
     Logging,
     /// The Python worker (WSGI).
     Python,
+    /// The emperor: watching vassal files, spawning, throttling, stats.
+    Emperor,
+    /// A vassal's identity, namespaces and cgroup limits, applied by the emperor.
+    Vassal,
 }
 
 impl Part {
@@ -90,6 +94,8 @@ impl Part {
             Part::Static => "Static files",
             Part::Logging => "Request logging",
             Part::Python => "Python (WSGI)",
+            Part::Emperor => "The emperor",
+            Part::Vassal => "Vassal identity, namespaces and limits (root-owned files only)",
         }
     }
 }
@@ -112,6 +118,9 @@ pub struct Spec {
     /// Whether it acts while the file is being read (includes, placeholders, logic), as
     /// uWSGI's IMMEDIATE options do. Their values are not expanded by `$()`, `@()`, `%()`.
     pub immediate: bool,
+    /// Whether it acts as root on the host (identity, namespaces, limits, mounts, hooks): the
+    /// emperor takes it only from root-owned files that no group or other can write.
+    pub privileged: bool,
     /// One line on what it does.
     pub doc: &'static str,
 }
