@@ -198,13 +198,18 @@ impl Supervisor<'_> {
 
     /// Drops the emperor's connection, saying why.
     fn lose_emperor(&mut self, why: &str) {
+        let stopping = self.stopping.is_some();
         let epoll = &self.epoll;
         let Some(e) = emperor_of(&mut self.source) else {
             return;
         };
         if let Some(conn) = e.conn.take() {
             let _ = epoll::delete(epoll, &conn.fd);
-            log!("{why}: lost the emperor's connection; serving on");
+            if stopping {
+                log!("{why}: the emperor's connection is closed");
+            } else {
+                log!("{why}: lost the emperor's connection; serving on");
+            }
         }
     }
 

@@ -1,5 +1,6 @@
-//! The master's loop: one thread, one epoll, over a signal pipe, the zygotes' control sockets
-//! and the stats listener, with a tick for harakiri, touch-reload and the deadlines.
+//! The master's loop: one thread, one epoll, over a signal pipe, the zygotes' control sockets,
+//! the stats listener and (a vassal's master) the emperor's control socket, with a tick for
+//! harakiri, touch-reload and the deadlines.
 //!
 //! Workers come in generations. A generation is one checked [`Plan`], its options memfd, its
 //! scoreboard and (prefork) its zygote. A reload starts a new generation: each worker id gets a
