@@ -23,6 +23,28 @@ impl Origin {
             line,
         }
     }
+
+    /// Reads back what [`Display`](fmt::Display) wrote (`/etc/liege/a.ini:12`, `command line
+    /// argument 3`, `liege`), for options that crossed a process boundary as text (the emperor
+    /// hands a vassal's master its resolved options this way). `None` for any other text.
+    pub fn parse(text: &str) -> Option<Origin> {
+        if text == "liege" {
+            return Some(Origin::Builtin);
+        }
+        let number = |s: &str| {
+            (!s.is_empty() && s.bytes().all(|b| b.is_ascii_digit()))
+                .then(|| s.parse().ok())
+                .flatten()
+        };
+        if let Some(n) = text.strip_prefix("command line argument ").and_then(number) {
+            return Some(Origin::Argv { position: n });
+        }
+        let (path, line) = text.rsplit_once(':')?;
+        Some(Origin::File {
+            path: Arc::from(path),
+            line: number(line)?,
+        })
+    }
 }
 
 impl fmt::Display for Origin {
@@ -31,6 +53,26 @@ impl fmt::Display for Origin {
             Origin::File { path, line } => write!(f, "{path}:{line}"),
             Origin::Argv { position } => write!(f, "command line argument {position}"),
             Origin::Builtin => f.write_str("liege"),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn parse_reads_back_what_display_writes() {
+        let path: Arc<str> = Arc::from("/etc/liege/vassals/a:b.ini");
+        for o in [
+            Origin::file(&path, 12),
+            Origin::Argv { position: 3 },
+            Origin::Builtin,
+        ] {
+            assert_eq!(Origin::parse(&o.to_string()), Some(o));
+        }
+        for bad in ["", "a.ini", "a.ini:", "a.ini:x", "a.ini:-1", "a.ini:+1"] {
+            assert_eq!(Origin::parse(bad), None, "{bad}");
         }
     }
 }

@@ -47,6 +47,10 @@ fn env_lookup(name: &str) -> Option<String> {
 
 /// Runs the command line (without the program name).
 pub(crate) fn run(args: &[String]) -> ExitCode {
+    // Started by an emperor: the options come from it, not from the command line.
+    if let Some(code) = vassal() {
+        return code;
+    }
     match args.first().map(String::as_str) {
         Some("config") => config(&args[1..]),
         Some("docs") if args.get(1).map(String::as_str) == Some("options") => {
@@ -165,6 +169,35 @@ fn exe_dir() -> std::path::PathBuf {
         .unwrap_or_default()
 }
 
+/// A vassal's master, when the environment names the emperor's descriptors
+/// (`LIEGE_EMPEROR_CONTROL_FD`, `LIEGE_EMPEROR_CONFIG_FD`): runs it with the options the emperor
+/// resolved until it stops. `None` when no emperor started this process.
+fn vassal() -> Option<ExitCode> {
+    let vassal = match liege_master::Vassal::from_env() {
+        Ok(v) => v?,
+        Err(e) => {
+            err(&format!("liege: {e}"));
+            return Some(ExitCode::from(BAD_CONFIG));
+        }
+    };
+    Some(match liege_master::run_vassal(vassal, &exe_dir()) {
+        Ok(code) => ExitCode::from(code),
+        Err(e) => {
+            err(&e.to_string());
+            ExitCode::from(e.exit_code())
+        }
+    })
+}
+
+/// `emperor = DIR`: the emperor is not built yet.
+fn emperor(entry: &liege_config::Opt) -> ExitCode {
+    err(&format!(
+        "{}: `emperor`: the emperor is not built yet",
+        entry.origin
+    ));
+    ExitCode::from(BAD_CONFIG)
+}
+
 /// `liege [OPTIONS] [FILES]`: resolves the options, then runs the instance (the master) until
 /// it stops.
 fn instance(args: &[String]) -> ExitCode {
@@ -184,6 +217,9 @@ fn instance(args: &[String]) -> ExitCode {
         Ok(r) => r,
         Err(e) => return fail(&e),
     };
+    if let Some(entry) = resolved.options.first("emperor") {
+        return emperor(entry);
+    }
     // `liege config` only warns about uWSGI options liege lacks; an instance refuses them, so a
     // migrated `limit-as` never silently does nothing.
     let missing = unimplemented(&resolved);

@@ -6,16 +6,23 @@
 //! The master is single-threaded, links no language runtime, and starts children only with
 //! fork+exec (`std::process::Command`); prefork mode asks a zygote to fork the workers. Every
 //! child is addressed through a pidfd, never through a pid read from shared memory.
+//!
+//! Run by hand, it reads its options from the command line and config files ([`run`]); started
+//! by an emperor, it takes them from the emperor and answers to it over a control socket
+//! ([`run_vassal`], [`vassal`]). Either way, with `uid` / `gid` it drops to that user and group
+//! once its sockets are bound, before it starts any worker.
 
 pub mod addr;
 mod backoff;
 pub mod exe;
+mod identity;
 pub mod owner;
 pub mod plan;
 mod sockets;
 mod spawn;
 mod stats;
 mod supervisor;
+pub mod vassal;
 
 use fs_err::os::unix::fs::OpenOptionsExt as _;
 use std::os::fd::AsRawFd;
@@ -25,8 +32,10 @@ use liege_config::{Options, Origin};
 
 pub use addr::{Addr, AddrError};
 pub use exe::NotFound;
-pub use plan::{Plan, PlanError};
+pub use identity::IdentityError;
+pub use plan::{Mode, Plan, PlanError};
 pub use sockets::BindError;
+pub use vassal::{Vassal, VassalError};
 
 /// Writes one line of the master's log to stderr (which `logto` may have redirected).
 macro_rules! log {
@@ -68,6 +77,12 @@ pub enum RunError {
         step: &'static str,
         source: std::io::Error,
     },
+    #[error("{origin}: {source}")]
+    Identity {
+        /// The `uid` (or `gid`) entry.
+        origin: Origin,
+        source: IdentityError,
+    },
 }
 
 impl RunError {
@@ -76,7 +91,10 @@ impl RunError {
     pub fn exit_code(&self) -> u8 {
         match self {
             RunError::Plan(_) | RunError::WorkerNotFound { .. } => 2,
-            RunError::Logto { .. } | RunError::Bind { .. } | RunError::Setup { .. } => 1,
+            RunError::Logto { .. }
+            | RunError::Bind { .. }
+            | RunError::Setup { .. }
+            | RunError::Identity { .. } => 1,
         }
     }
 }
@@ -93,7 +111,26 @@ impl RunError {
 /// handlers for SIGCHLD, SIGHUP, SIGINT, SIGQUIT and SIGTERM, and reaps every child of the
 /// process.
 pub fn run(options: &Options, reload: &mut Reload<'_>, exe_dir: &Path) -> Result<u8, RunError> {
-    let plan = Plan::from_options(options)?;
+    start(options, supervisor::Source::Files(reload), exe_dir)
+}
+
+/// Runs the master of a vassal, with the options its emperor resolved, until it is stopped
+/// (by the emperor's `Stop`, or a signal): returns the exit status, as [`run`] does.
+///
+/// The master listens on the emperor's control socket (one connection at a time, from root
+/// only) and tells it what it does; it reloads with the options the emperor sends. The options
+/// the emperor applies itself (limits, cgroups, namespaces) are ignored here.
+pub fn run_vassal(vassal: Vassal, exe_dir: &Path) -> Result<u8, RunError> {
+    let options = vassal.options.clone();
+    start(&options, supervisor::Source::emperor(vassal), exe_dir)
+}
+
+fn start(
+    options: &Options,
+    source: supervisor::Source<'_>,
+    exe_dir: &Path,
+) -> Result<u8, RunError> {
+    let plan = Plan::from_options_as(options, source.mode())?;
     let exe = exe::find(&plan.worker, exe_dir, &plan.plugins_dirs).map_err(|source| {
         RunError::WorkerNotFound {
             origin: plan.worker_origin.clone(),
@@ -150,8 +187,25 @@ pub fn run(options: &Options, reload: &mut Reload<'_>, exe_dir: &Path) -> Result
             }
         },
     };
+    // Bound (and given to `chown-socket`) as root: from here on the master is who `uid` / `gid`
+    // say, before any worker or zygote exists.
+    if let Some(id) = &plan.identity {
+        if let Err(source) = identity::drop_to(id) {
+            sockets::vacuum(&bound);
+            sockets::vacuum(stats.as_slice());
+            return Err(RunError::Identity {
+                origin: id.origin.clone(),
+                source,
+            });
+        }
+        log!(
+            "running as uid {} gid {}",
+            rustix::process::getuid().as_raw(),
+            rustix::process::getgid().as_raw()
+        );
+    }
     let env = supervisor::sockets_env(&plan, &bound);
-    let mut master = supervisor::Supervisor::new(reload, exe_dir.to_path_buf(), bound, env, stats)?;
+    let mut master = supervisor::Supervisor::new(source, exe_dir.to_path_buf(), bound, env, stats)?;
     let result = master.run(plan, exe);
     let (bound, stats, vacuum) = master.into_sockets();
     if vacuum {

@@ -5,7 +5,7 @@
 use std::path::PathBuf;
 use std::time::Duration;
 
-use liege_config::registry::{self, Known};
+use liege_config::registry::{self, Known, Part};
 use liege_config::{Options, Origin, is_true};
 use liege_proto::handoff::Proto;
 use liege_worker::settings::{Settings, SettingsError};
@@ -13,7 +13,7 @@ use liege_worker::static_files::{StaticError, StaticFiles};
 
 use crate::addr::Addr;
 use crate::exe;
-use crate::owner::Owner;
+use crate::owner::{self, Owner};
 
 /// The most worker processes an instance may ask for.
 const MAX_PROCESSES: u64 = 1024;
@@ -27,6 +27,27 @@ pub struct SocketSpec {
     pub addr: Addr,
     /// As the option gave it, for logs, stats and the workers.
     pub name: String,
+}
+
+/// How the master was started, which decides who applies some options.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Mode {
+    /// Run by hand (`liege --ini app.ini`): the options the emperor applies are refused.
+    Standalone,
+    /// Started by an emperor, which has applied its options (limits, namespaces, logs): the
+    /// master ignores them.
+    Vassal,
+}
+
+/// Who the master's children run as (`uid`, `gid`): the master drops to it once its sockets
+/// are bound.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Identity {
+    /// `None` with only `gid` set.
+    pub uid: Option<u32>,
+    pub gid: u32,
+    /// The `uid` entry (or `gid`, without one), for errors.
+    pub origin: Origin,
 }
 
 /// The master's settings, checked.
@@ -58,6 +79,10 @@ pub struct Plan {
     /// The listen backlog of each socket.
     pub listen: i32,
     pub logto: Option<PathBuf>,
+    /// `uid` / `gid`.
+    pub identity: Option<Identity>,
+    /// How often to tell the emperor the master is alive.
+    pub heartbeat: Option<Duration>,
     /// The options list with canonical keys (`processes`, never `workers`), as the workers
     /// receive it.
     pub options: Vec<(String, String)>,
@@ -82,6 +107,37 @@ pub enum PlanError {
     Static { origin: Origin, source: StaticError },
     #[error("no socket to listen on (set `http-socket` or `socket`)")]
     NoSocket,
+    #[error(
+        "{origin}: `{key}` is applied by the emperor: run this file as a vassal (`liege --emperor DIR`)"
+    )]
+    AppliedByEmperor { origin: Origin, key: String },
+    #[error("{origin}: `{key}` is a uWSGI option that liege does not implement yet")]
+    Unimplemented { origin: Origin, key: String },
+    #[error(
+        "{origin}: `{key}` is an option of the emperor (`liege --emperor DIR`), not of an instance"
+    )]
+    EmperorOption { origin: Origin, key: String },
+}
+
+/// Who applies an option that the master does not.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Elsewhere {
+    /// The emperor's own options (`emperor-*`, `vassals-*`).
+    Emperor,
+    /// What the emperor applies to a vassal: limits, cgroups, namespaces, the log's rotation.
+    Vassal,
+}
+
+/// Whether `key` (canonical) is applied by the emperor rather than the master: every option of
+/// the registry's emperor and vassal parts except `uid` and `gid`, which the master applies.
+fn elsewhere(key: &str) -> Option<Elsewhere> {
+    match registry::lookup(key) {
+        Known::Liege(spec) if spec.part == Part::Emperor => Some(Elsewhere::Emperor),
+        Known::Liege(spec) if spec.part == Part::Vassal && !matches!(spec.name, "uid" | "gid") => {
+            Some(Elsewhere::Vassal)
+        }
+        _ => None,
+    }
 }
 
 /// The option's canonical name (`workers` is `processes`); keys liege does not know stay as
@@ -155,8 +211,13 @@ fn octal_mode(e: &Entry<'_>) -> Result<u32, PlanError> {
 }
 
 impl Plan {
-    /// Reads and checks the options.
+    /// Reads and checks the options of an instance run by hand.
     pub fn from_options(options: &Options) -> Result<Plan, PlanError> {
+        Self::from_options_as(options, Mode::Standalone)
+    }
+
+    /// Reads and checks the options of an instance started as `mode`.
+    pub fn from_options_as(options: &Options, mode: Mode) -> Result<Plan, PlanError> {
         let entries: Vec<Entry<'_>> = options
             .iter()
             .map(|o| Entry {
@@ -184,12 +245,39 @@ impl Plan {
             vacuum: false,
             listen: 1024,
             logto: None,
+            identity: None,
+            heartbeat: None,
             options: entries
                 .iter()
                 .map(|e| (e.key.to_string(), e.value.to_string()))
                 .collect(),
         };
+        let mut uid: Option<(owner::User, &Entry<'_>)> = None;
+        let mut gid: Option<(u32, &Entry<'_>)> = None;
         for e in &entries {
+            match (elsewhere(e.key), mode) {
+                (Some(_), Mode::Vassal) => continue,
+                (Some(Elsewhere::Vassal), Mode::Standalone) => {
+                    return Err(PlanError::AppliedByEmperor {
+                        origin: e.origin.clone(),
+                        key: e.key.to_string(),
+                    });
+                }
+                (Some(Elsewhere::Emperor), Mode::Standalone) => {
+                    return Err(PlanError::EmperorOption {
+                        origin: e.origin.clone(),
+                        key: e.key.to_string(),
+                    });
+                }
+                (None, Mode::Vassal) if matches!(registry::lookup(e.key), Known::Uwsgi { .. }) => {
+                    // Run by hand, `liege` refuses these before the master starts.
+                    return Err(PlanError::Unimplemented {
+                        origin: e.origin.clone(),
+                        key: e.key.to_string(),
+                    });
+                }
+                (None, _) => {}
+            }
             match e.key {
                 "socket" | "http-socket" => plan.sockets.push(SocketSpec {
                     proto: if e.key == "socket" {
@@ -244,9 +332,50 @@ impl Plan {
                         i32::try_from(e.number(1, 65_535)?).map_err(|_| e.bad("too large"))?;
                 }
                 "logto" => plan.logto = Some(e.path()?),
+                "heartbeat" => {
+                    let secs = e.number(0, 86_400)?;
+                    plan.heartbeat = (secs > 0).then(|| Duration::from_secs(secs));
+                }
+                "uid" => {
+                    uid = Some((
+                        owner::user(e.value).map_err(|err| e.bad(err.to_string()))?,
+                        e,
+                    ));
+                }
+                "gid" => {
+                    gid = Some((
+                        owner::group(e.value).map_err(|err| e.bad(err.to_string()))?,
+                        e,
+                    ));
+                }
                 _ => {}
             }
         }
+        plan.identity = match (uid, gid) {
+            (None, None) => None,
+            (None, Some((gid, e))) => Some(Identity {
+                uid: None,
+                gid,
+                origin: e.origin.clone(),
+            }),
+            (Some((user, e)), explicit) => {
+                let gid = match (explicit, user.gid) {
+                    (Some((gid, _)), _) | (None, Some(gid)) => gid,
+                    (None, None) => {
+                        return Err(e.bad(format!(
+                            "user {} has no line in {} to take its group from: set `gid` too",
+                            user.uid,
+                            owner::PASSWD
+                        )));
+                    }
+                };
+                Some(Identity {
+                    uid: Some(user.uid),
+                    gid,
+                    origin: e.origin.clone(),
+                })
+            }
+        };
         // The worker runtime's own options, checked here so that a bad one stops the instance
         // before it starts rather than every worker at once.
         let last_origin = |key: &str, value: &dyn Fn(&str) -> bool| {
@@ -294,6 +423,10 @@ impl Plan {
         }
         if self.logto != other.logto {
             changed.push("logto");
+        }
+        let ids = |p: &Plan| p.identity.as_ref().map(|i| (i.uid, i.gid));
+        if ids(self) != ids(other) {
+            changed.push("uid/gid");
         }
         changed
     }
@@ -420,6 +553,105 @@ mod tests {
     }
 
     #[test]
+    fn what_the_emperor_applies_is_refused_by_hand_and_ignored_in_a_vassal() {
+        let lines: &[(&str, &str)] = &[
+            ("socket", ":80"),
+            ("memory-limit", "256M"),
+            ("emperor-stats", ":9"),
+        ];
+        let e = Plan::from_options(&opts("a.ini", lines)).unwrap_err();
+        assert_eq!(
+            e.to_string(),
+            "a.ini:3: `memory-limit` is applied by the emperor: run this file as a vassal (`liege --emperor DIR`)"
+        );
+        let e = Plan::from_options(&opts(
+            "a.ini",
+            &[("socket", ":80"), ("vassals-inherit", "x")],
+        ))
+        .unwrap_err();
+        assert_eq!(
+            e.to_string(),
+            "a.ini:3: `vassals-inherit` is an option of the emperor (`liege --emperor DIR`), not of an instance"
+        );
+        for key in [
+            "cpu-limit",
+            "pids-limit",
+            "cgroup",
+            "cgroup-opt",
+            "cgroup-dir-mode",
+            "unshare",
+            "log-maxsize",
+        ] {
+            let e =
+                Plan::from_options(&opts("a.ini", &[("socket", ":80"), (key, "1")])).unwrap_err();
+            assert!(
+                matches!(e, PlanError::AppliedByEmperor { .. }),
+                "{key}: {e}"
+            );
+        }
+        let p = Plan::from_options_as(&opts("a.ini", lines), Mode::Vassal).unwrap();
+        assert_eq!(p.sockets.len(), 1);
+        // A uWSGI option liege lacks: `liege` refuses it by hand; a vassal's master does.
+        let e = Plan::from_options_as(
+            &opts("a.ini", &[("socket", ":80"), ("limit-as", "512")]),
+            Mode::Vassal,
+        )
+        .unwrap_err();
+        assert_eq!(
+            e.to_string(),
+            "a.ini:3: `limit-as` is a uWSGI option that liege does not implement yet"
+        );
+    }
+
+    #[test]
+    fn uid_and_gid_by_name_or_number() {
+        let id = |lines: &[(&str, &str)]| {
+            let mut all = vec![("socket", ":80")];
+            all.extend_from_slice(lines);
+            Plan::from_options(&opts("a.ini", &all))
+                .map(|p| p.identity.map(|i| (i.uid, i.gid, i.origin.to_string())))
+        };
+        // Debian's nobody:nogroup is 65534:65534.
+        assert_eq!(
+            id(&[("uid", "nobody")]).unwrap(),
+            Some((Some(65534), 65534, "a.ini:3".into()))
+        );
+        assert_eq!(
+            id(&[("uid", "65534")]).unwrap(),
+            Some((Some(65534), 65534, "a.ini:3".into()))
+        );
+        assert_eq!(
+            id(&[("uid", "nobody"), ("gid", "0")]).unwrap(),
+            Some((Some(65534), 0, "a.ini:3".into()))
+        );
+        assert_eq!(
+            id(&[("gid", "nogroup")]).unwrap(),
+            Some((None, 65534, "a.ini:3".into()))
+        );
+        assert_eq!(
+            id(&[("uid", "4242"), ("gid", "4242")]).unwrap(),
+            Some((Some(4242), 4242, "a.ini:3".into()))
+        );
+        assert_eq!(id(&[]).unwrap(), None);
+        for (lines, want) in [
+            (
+                &[("uid", "no-such-user-here")][..],
+                "a.ini:3: invalid value `no-such-user-here` for `uid`: no user `no-such-user-here` in /etc/passwd",
+            ),
+            (
+                &[("uid", "nobody"), ("gid", "no-such-group")][..],
+                "a.ini:4: invalid value `no-such-group` for `gid`: no group `no-such-group` in /etc/group",
+            ),
+            (
+                &[("uid", "4242")][..],
+                "a.ini:3: invalid value `4242` for `uid`: user 4242 has no line in /etc/passwd to take its group from: set `gid` too",
+            ),
+        ] {
+            assert_eq!(id(lines).unwrap_err().to_string(), want);
+        }
+    }
+
+    #[test]
     fn what_a_reload_cannot_change() {
         let a = Plan::from_options(&opts("a.ini", &[("socket", ":80")])).unwrap();
         let b =
@@ -427,5 +659,8 @@ mod tests {
         let c = Plan::from_options(&opts("a.ini", &[("socket", ":81"), ("stats", ":9")])).unwrap();
         assert!(a.needs_restart(&b).is_empty());
         assert_eq!(a.needs_restart(&c), ["sockets", "stats"]);
+        let d =
+            Plan::from_options(&opts("a.ini", &[("socket", ":80"), ("uid", "nobody")])).unwrap();
+        assert_eq!(a.needs_restart(&d), ["uid/gid"]);
     }
 }

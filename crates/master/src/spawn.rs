@@ -12,6 +12,7 @@ use std::os::fd::{AsFd, AsRawFd, BorrowedFd, OwnedFd};
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 
+use liege_proto::emperor;
 use liege_proto::handoff::{self, Role};
 use rustix::fs::{MemfdFlags, Mode, OFlags, SealFlags};
 use rustix::io::FdFlags;
@@ -120,7 +121,11 @@ pub(crate) fn spawn(
 ) -> Result<Child, SpawnError> {
     let options = reopen(h.options)?;
     let mut cmd = Command::new(h.exe);
+    // A worker never sees the emperor's descriptors (they are close-on-exec in the master) nor
+    // the variables that name them.
     cmd.stdin(Stdio::null())
+        .env_remove(emperor::CONTROL_FD)
+        .env_remove(emperor::CONFIG_FD)
         .env(handoff::ROLE, role.as_str())
         .env(handoff::SOCKETS, &h.sockets_env)
         .env(handoff::OPTIONS_FD, options.as_raw_fd().to_string())

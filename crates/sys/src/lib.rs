@@ -3,5 +3,6 @@
 
 pub mod fd;
 pub mod fork;
+pub mod pass_fds;
 pub mod shm;
 pub mod sock;

@@ -1,5 +1,6 @@
-//! The master's loop: one thread, one epoll, over a signal pipe, the zygotes' control sockets
-//! and the stats listener, with a tick for harakiri, touch-reload and the deadlines.
+//! The master's loop: one thread, one epoll, over a signal pipe, the zygotes' control sockets,
+//! the stats listener and (a vassal's master) the emperor's control socket, with a tick for
+//! harakiri, touch-reload and the deadlines.
 //!
 //! Workers come in generations. A generation is one checked [`Plan`], its options memfd, its
 //! scoreboard and (prefork) its zygote. A reload starts a new generation: each worker id gets a
@@ -9,6 +10,7 @@
 //! is only ever compared with the one `waitpid` returns for a child the master itself reaped.
 
 mod board;
+mod control;
 mod harakiri;
 mod signals;
 mod stats_server;
@@ -19,6 +21,7 @@ use std::path::PathBuf;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
+use liege_proto::emperor::ToEmperor;
 use liege_proto::handoff::{self, Role, ZygoteRequest};
 use liege_proto::scoreboard::{State, WorkerField};
 use rustix::event::epoll;
@@ -28,9 +31,10 @@ use rustix::process::{Signal, WaitOptions, WaitStatus};
 
 use crate::backoff::Backoff;
 use crate::log;
-use crate::plan::Plan;
+use crate::plan::{Mode, Plan};
 use crate::sockets::Bound;
 use crate::spawn::{self, Handoff};
+use crate::vassal::Vassal;
 use crate::{Reload, RunError};
 use board::Board;
 use signals::Signals;
@@ -48,6 +52,10 @@ const UNKNOWN_MEMORY: Duration = Duration::from_secs(10);
 
 const TOKEN_SIGNALS: u64 = 1;
 const TOKEN_STATS: u64 = 2;
+/// The emperor's control socket (listening).
+const TOKEN_CONTROL: u64 = 3;
+/// The emperor's connection.
+const TOKEN_EMPEROR: u64 = 4;
 /// Plus the generation number.
 const TOKEN_ZYGOTE: u64 = 1 << 32;
 
@@ -60,6 +68,30 @@ struct Generation {
     options: OwnedFd,
     board: u64,
     zygote: Option<Zygote>,
+    started: Instant,
+}
+
+/// Where the options of a reload come from.
+pub(crate) enum Source<'r> {
+    /// The command line and the config files it names, read again.
+    Files(&'r mut Reload<'r>),
+    /// The emperor: the options it sent last.
+    Emperor(Box<control::Emperor>),
+}
+
+impl Source<'_> {
+    /// A vassal's master, answering to its emperor.
+    pub(crate) fn emperor(v: Vassal) -> Self {
+        Source::Emperor(Box::new(control::Emperor::new(v)))
+    }
+
+    /// How the options are checked.
+    pub(crate) fn mode(&self) -> Mode {
+        match self {
+            Source::Files(_) => Mode::Standalone,
+            Source::Emperor(_) => Mode::Vassal,
+        }
+    }
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -156,7 +188,7 @@ struct Stopping {
 
 /// The running master.
 pub(crate) struct Supervisor<'r> {
-    reload: &'r mut Reload<'r>,
+    source: Source<'r>,
     exe_dir: PathBuf,
     sockets: Vec<Bound>,
     sockets_env: String,
@@ -241,7 +273,7 @@ fn millis(d: Duration) -> String {
 impl<'r> Supervisor<'r> {
     /// Sets up signals and epoll around the bound sockets; spawns nothing yet.
     pub(crate) fn new(
-        reload: &'r mut Reload<'r>,
+        source: Source<'r>,
         exe_dir: PathBuf,
         sockets: Vec<Bound>,
         sockets_env: String,
@@ -272,8 +304,11 @@ impl<'r> Supervisor<'r> {
             )
             .map_err(setup("epoll"))?;
         }
+        if let Source::Emperor(e) = &source {
+            e.register(&epoll, TOKEN_CONTROL)?;
+        }
         Ok(Supervisor {
-            reload,
+            source,
             exe_dir,
             sockets,
             sockets_env,
@@ -354,13 +389,17 @@ impl<'r> Supervisor<'r> {
                 match ev.data.u64() {
                     TOKEN_SIGNALS => self.signals.drain(),
                     TOKEN_STATS => self.serve_stats(),
+                    TOKEN_CONTROL => self.accept_emperor(),
+                    TOKEN_EMPEROR => self.emperor_event(ev.flags),
                     t if t > TOKEN_ZYGOTE => self.zygote_readable(t - TOKEN_ZYGOTE),
                     _ => {}
                 }
             }
             self.handle_signals();
             self.reap();
-            self.step(Instant::now());
+            let now = Instant::now();
+            self.step(now);
+            self.report_to_emperor(now);
         }
     }
 
@@ -381,6 +420,9 @@ impl<'r> Supervisor<'r> {
             }
         }
         if let Some(t) = self.recycle_at {
+            consider(t);
+        }
+        if let Some(t) = self.emperor_wake(now) {
             consider(t);
         }
         for p in &self.procs {
@@ -448,17 +490,37 @@ impl<'r> Supervisor<'r> {
         }
     }
 
+    /// Stops the instance now: every child gets SIGINT, and SIGKILL after [`STOP_GRACE`].
     fn begin_stop(&mut self, code: u8, why: &str) {
+        self.stop_with(code, why, false);
+    }
+
+    /// Stops the instance gracefully: the workers stop accepting and finish what they serve
+    /// (SIGHUP), within `worker-reload-mercy`; then the master exits 0.
+    fn begin_graceful_stop(&mut self, why: &str) {
+        self.stop_with(0, why, true);
+    }
+
+    fn stop_with(&mut self, code: u8, why: &str, graceful: bool) {
         if self.stopping.is_some() {
             return;
         }
         log!("{why}");
+        self.send_emperor(ToEmperor::Stopping);
+        let grace = match self.current() {
+            Some(g) if graceful => g.plan.worker_reload_mercy,
+            _ => STOP_GRACE,
+        };
         for p in &self.procs {
-            p.signal(Signal::INT);
+            p.signal(match (graceful, p.kind) {
+                (false, _) => Signal::INT,
+                (true, Kind::Zygote) => Signal::TERM,
+                (true, Kind::Worker { .. }) => Signal::HUP,
+            });
         }
         self.stopping = Some(Stopping {
             code,
-            deadline: Instant::now() + STOP_GRACE,
+            deadline: Instant::now() + grace,
             killed: false,
         });
     }
@@ -706,12 +768,17 @@ impl<'r> Supervisor<'r> {
         log!("{why}: {kind} reload");
         let old_plan = old.plan.clone();
         let old_exe = old.exe.clone();
-        let mut plan = match (self.reload)() {
+        let fresh = match &mut self.source {
+            Source::Files(reload) => reload(),
+            Source::Emperor(e) => Ok(e.options.clone()),
+        };
+        let mode = self.source.mode();
+        let mut plan = match fresh {
             Err(e) => {
                 log!("cannot re-read the options, keeping the old ones: {e}");
                 old_plan.clone()
             }
-            Ok(options) => match Plan::from_options(&options) {
+            Ok(options) => match Plan::from_options_as(&options, mode) {
                 Err(e) => {
                     log!("{e}");
                     log!("keeping the old options");
@@ -732,6 +799,7 @@ impl<'r> Supervisor<'r> {
             plan.chown_socket = old_plan.chown_socket;
             plan.stats = old_plan.stats.clone();
             plan.logto = old_plan.logto.clone();
+            plan.identity = old_plan.identity.clone();
         }
         let exe = if plan.worker == old_plan.worker && plan.plugins_dirs == old_plan.plugins_dirs {
             Ok(old_exe)
@@ -790,6 +858,7 @@ impl<'r> Supervisor<'r> {
             options,
             board,
             zygote: None,
+            started: now,
         };
         if !lazy {
             self.spawn_zygote(&mut generation, now)?;

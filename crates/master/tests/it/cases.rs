@@ -11,6 +11,7 @@ use crate::support::{
     Instance, all_accepting, all_processes, children_of, free_port, get, get_unix, kill, stats,
     uwsgi_unix, wait_until, worker_pids,
 };
+use crate::vassal;
 
 /// Every test, by name.
 pub(crate) static ALL: &[(&str, fn())] = &[
@@ -68,10 +69,32 @@ pub(crate) static ALL: &[(&str, fn())] = &[
         "as_pid_1_every_orphan_is_reaped",
         as_pid_1_every_orphan_is_reaped,
     ),
+    (
+        "the_emperor_drives_a_vassal_master",
+        vassal::the_emperor_drives_a_vassal_master,
+    ),
+    (
+        "a_vassal_with_bad_options_names_the_emperors_file_and_line",
+        vassal::a_vassal_with_bad_options_names_the_emperors_file_and_line,
+    ),
+    (
+        "uid_nobody_runs_master_and_workers_as_nobody",
+        vassal::uid_nobody_runs_master_and_workers_as_nobody,
+    ),
+    (
+        "what_the_emperor_applies_is_refused_by_hand",
+        vassal::what_the_emperor_applies_is_refused_by_hand,
+    ),
 ];
 
-/// Tests that need root (a new pid namespace); without it they are reported as ignored.
-pub(crate) static NEEDS_ROOT: &[&str] = &["as_pid_1_every_orphan_is_reaped"];
+/// Tests that need root (a new pid or network namespace, a uid to drop to); without it they
+/// are reported as ignored.
+pub(crate) static NEEDS_ROOT: &[&str] = &[
+    "as_pid_1_every_orphan_is_reaped",
+    "the_emperor_drives_a_vassal_master",
+    "a_vassal_with_bad_options_names_the_emperors_file_and_line",
+    "uid_nobody_runs_master_and_workers_as_nobody",
+];
 
 const LONG: Duration = Duration::from_secs(15);
 

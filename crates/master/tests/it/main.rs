@@ -1,5 +1,6 @@
 //! Whole-process tests of the master: real processes, a fake worker executable
-//! (`fake_worker.py`, stdlib Python), loopback sockets only.
+//! (`fake_worker.py`, stdlib Python), loopback sockets only; and the master as an emperor's
+//! vassal and under `uid`, with the real `liege` and `liege-python` (`vassal`).
 //!
 //! This binary has its own `main` (no libtest harness) because it plays two parts:
 //! - run by `cargo test`, it runs the tests below (a filter argument picks those whose name
@@ -12,10 +13,13 @@
 //!
 //! Modules:
 //! - `support`: starting a master, HTTP and stats clients, cleanup guards;
-//! - `cases`: the tests.
+//! - `cases`: the tests;
+//! - `vassal`: the tests of a vassal's master (this binary plays the emperor) and of `uid`,
+//!   through the real binaries (`cargo build --workspace --bins` first).
 
 mod cases;
 mod support;
+mod vassal;
 
 use std::io::Write as _;
 use std::process::ExitCode;

@@ -103,8 +103,13 @@ pub(crate) fn children_of(pid: i32) -> Vec<(i32, char)> {
         .collect()
 }
 
+/// Whether `pid` is a live process (not a zombie).
+pub(crate) fn proc_alive(pid: i32) -> bool {
+    proc_stat(pid).is_some_and(|(s, _)| s != 'Z')
+}
+
 /// `pid` and every process below it.
-fn descendants(pid: i32) -> Vec<i32> {
+pub(crate) fn descendants(pid: i32) -> Vec<i32> {
     let all = all_processes();
     let mut out = vec![pid];
     let mut i = 0;
