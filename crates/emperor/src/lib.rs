@@ -8,4 +8,6 @@
 //!   the emperor runs for a vassal file.
 //! - [`access`]: reading what a vassal file pulls in as the file's owner.
 
+pub mod access;
 pub mod name;
+pub mod source;
