@@ -10,4 +10,5 @@
 
 pub mod access;
 pub mod name;
+pub mod policy;
 pub mod source;
