@@ -120,7 +120,8 @@ pub struct Entry {
 pub enum Change {
     /// A vassal appeared, or its file changed (a new stamp), or another file took its name.
     Upserted(Entry),
-    /// No file gives this vassal any more.
+    /// No file gives this vassal any more. (A file made and removed between two calls gives
+    /// only this, for a name the loop never saw: ignore it then.)
     Removed(VassalName),
     /// Something to log: a file refused, a folder that cannot be watched. The vassals are not
     /// affected.
