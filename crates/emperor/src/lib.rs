@@ -4,3 +4,5 @@
 //!
 //! - [`source`]: where vassal files come from (a trait; a folder or glob watched with inotify).
 //! - [`policy`]: names, trust (which options a file may hold), reading a file as its owner.
+
+pub mod spawn;

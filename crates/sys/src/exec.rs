@@ -271,7 +271,8 @@ mod tests {
         .unwrap();
         let argv = [c"sh".into(), c"-c".into(), script];
         let args = ExecArgs::new(&argv, &[]);
-        let exe = open("/bin/sh", OFlags::PATH);
+        // High too: dup_onto(_, 5) must not replace it.
+        let exe = rustix::io::fcntl_dupfd_cloexec(open("/bin/sh", OFlags::PATH), 40).unwrap();
         match clone_vassal(Namespaces::empty()).expect("clone3") {
             Cloned::Child => {
                 if dup_onto(null.as_fd(), 5).is_err() {
