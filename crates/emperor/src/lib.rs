@@ -12,3 +12,4 @@ pub mod access;
 pub mod name;
 pub mod policy;
 pub mod source;
+pub mod spawn;
