@@ -3,6 +3,7 @@
 //! - `config_cli`: `liege config`, `--help`, `--version`, instance command lines, bad input.
 //! - `config_compat`: `liege config` against uWSGI 2.0.31 itself on tests/config-corpus/.
 //! - `docs`: docs/options.md is what the registry generates.
+//! - `emperor`: the emperor and its vassals: lifecycle, namespaces, limits, trust (issue 4).
 //! - `frameworks`: Flask and Django from PyPI in a virtualenv; nginx `uwsgi_pass` in front.
 //! - `lifecycle`: the master's supervision: respawn, harakiri, reloads under load, fairness,
 //!   prefork, stats, pid 1.
@@ -14,6 +15,7 @@ mod common;
 mod config_cli;
 mod config_compat;
 mod docs;
+mod emperor;
 mod frameworks;
 mod lifecycle;
 mod server;

@@ -7,9 +7,94 @@
 //! - [`policy`]: trust (which options a file may hold), identity, namespaces and limits: what
 //!   the emperor runs for a vassal file.
 //! - [`access`]: reading what a vassal file pulls in as the file's owner.
+//! - [`spawn`]: clone3 into new namespaces, placed in the cgroup before anything runs, exec.
+//! - `emperor`: the loop; `control`: the masters' control sockets; `logs`, `stats`, `serve`.
 
 pub mod access;
+mod control;
+mod emperor;
+mod logs;
 pub mod name;
 pub mod policy;
+mod serve;
+pub mod settings;
 pub mod source;
 pub mod spawn;
+mod stats;
+mod throttle;
+mod vassal;
+
+use std::path::{Path, PathBuf};
+
+use liege_config::{HostFacts, Options};
+
+pub use serve::ListenError;
+pub use settings::{Settings, SettingsError};
+
+/// Writes one line of the emperor's log to stderr.
+macro_rules! log {
+    ($($arg:tt)*) => {{
+        let mut err = std::io::stderr().lock();
+        let _ = std::io::Write::write_fmt(
+            &mut err,
+            format_args!("liege: {}\n", format_args!($($arg)*)),
+        );
+    }};
+}
+pub(crate) use log;
+
+/// The emperor could not start, or its loop failed.
+#[derive(Debug, thiserror::Error)]
+pub enum EmperorError {
+    #[error(transparent)]
+    Settings(#[from] SettingsError),
+    #[error(transparent)]
+    Policy(#[from] policy::PolicyError),
+    #[error(transparent)]
+    Listen(#[from] ListenError),
+    #[error("another emperor runs with the run dir {}", run_dir.display())]
+    Locked { run_dir: PathBuf },
+    #[error("cannot watch `{what}`: {reason}")]
+    Source { what: String, reason: String },
+    #[error("cgroups: {0}")]
+    Cgroups(String),
+    #[error("cannot set up {step}: {source}")]
+    Setup {
+        step: &'static str,
+        source: std::io::Error,
+    },
+}
+
+impl EmperorError {
+    /// 2 for options that cannot work, 1 for a failure of the system.
+    pub fn exit_code(&self) -> u8 {
+        match self {
+            EmperorError::Settings(_) | EmperorError::Policy(_) => 2,
+            _ => 1,
+        }
+    }
+}
+
+/// Runs an emperor with `options` (its own: `emperor`, `emperor-*`, `vassals-inherit`...)
+/// until SIGINT, SIGTERM or SIGQUIT has stopped every vassal. `exe` is the liege binary the
+/// vassals' masters run; `host` the facts magic variables of vassal files use.
+///
+/// Call it from a single-threaded process: every vassal is cloned from it.
+pub fn run(options: &Options, exe: &Path, host: HostFacts) -> Result<u8, EmperorError> {
+    let settings = Settings::from_options(options)?;
+    let policy = policy::Settings::from_options(options)?;
+    let mut sources: Vec<Box<dyn source::VassalSource>> = Vec::new();
+    for pattern in &settings.sources {
+        let dir = source::dir::DirSource::new(pattern).map_err(|e| EmperorError::Source {
+            what: pattern.clone(),
+            reason: e.to_string(),
+        })?;
+        sources.push(Box::new(dir));
+    }
+    let hierarchies =
+        liege_cgroups::Hierarchies::discover().map_err(|e| EmperorError::Cgroups(e.to_string()))?;
+    let tree = liege_cgroups::Tree::open(&hierarchies, &settings.cgroup_root)
+        .map_err(|e| EmperorError::Cgroups(e.to_string()))?;
+    let mut emperor = emperor::Emperor::new(settings, policy, host, sources, tree, exe)?;
+    emperor.run()
+}

@@ -18,7 +18,6 @@
 //!   and URL forms are refused. The templates are read as root.
 //! - uWSGI options liege does not implement are refused, as `liege` does for an instance.
 
-use std::fmt;
 use std::path::{Path, PathBuf};
 
 use liege_config::access::FileFacts;
@@ -38,96 +37,7 @@ pub const DEFAULT_LOG_MAXSIZE: u64 = 16 << 20;
 /// The default of `emperor-use-clone`.
 pub const DEFAULT_USE_CLONE: &str = "fs,ipc,uts,net,pid";
 
-/// A set of namespaces. A stand-in with the shape of `liege_sys::Namespaces` (being written
-/// beside this): `parse`, `union`, `is_empty`, `Display`; the lead swaps it.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Hash)]
-pub struct Namespaces(u32);
-
-/// A namespace name that is not one.
-#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-#[error("unknown namespace `{name}` (fs, ipc, uts, net, pid, cgroup, user, or none)")]
-pub struct NamespaceError {
-    pub name: String,
-}
-
-impl Namespaces {
-    /// The mount namespace (`fs`, `mount`, `mnt`, `ns`).
-    pub const FS: Namespaces = Namespaces(1);
-    pub const IPC: Namespaces = Namespaces(1 << 1);
-    pub const UTS: Namespaces = Namespaces(1 << 2);
-    pub const NET: Namespaces = Namespaces(1 << 3);
-    pub const PID: Namespaces = Namespaces(1 << 4);
-    pub const CGROUP: Namespaces = Namespaces(1 << 5);
-    pub const USER: Namespaces = Namespaces(1 << 6);
-
-    const NAMES: &[(&str, Namespaces)] = &[
-        ("fs", Self::FS),
-        ("ipc", Self::IPC),
-        ("uts", Self::UTS),
-        ("net", Self::NET),
-        ("pid", Self::PID),
-        ("cgroup", Self::CGROUP),
-        ("user", Self::USER),
-    ];
-
-    /// No namespace.
-    pub const fn empty() -> Namespaces {
-        Namespaces(0)
-    }
-
-    /// Reads `fs,ipc,uts,net,pid` (commas or blanks between names), `none`, or nothing.
-    pub fn parse(text: &str) -> Result<Namespaces, NamespaceError> {
-        let mut set = Namespaces::empty();
-        for word in text
-            .split([',', ' ', '\t'])
-            .map(str::trim)
-            .filter(|w| !w.is_empty())
-        {
-            let one = match word {
-                "none" => Namespaces::empty(),
-                "fs" | "mount" | "mnt" | "ns" => Self::FS,
-                _ => Self::NAMES
-                    .iter()
-                    .find(|(n, _)| *n == word)
-                    .map(|(_, ns)| *ns)
-                    .ok_or_else(|| NamespaceError {
-                        name: word.to_owned(),
-                    })?,
-            };
-            set = set.union(one);
-        }
-        Ok(set)
-    }
-
-    /// Both sets.
-    pub const fn union(self, other: Namespaces) -> Namespaces {
-        Namespaces(self.0 | other.0)
-    }
-
-    /// Whether every namespace of `other` is in the set.
-    pub const fn contains(self, other: Namespaces) -> bool {
-        self.0 & other.0 == other.0
-    }
-
-    /// Whether the set is empty.
-    pub const fn is_empty(self) -> bool {
-        self.0 == 0
-    }
-}
-
-impl fmt::Display for Namespaces {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        if self.is_empty() {
-            return f.write_str("none");
-        }
-        let names: Vec<&str> = Self::NAMES
-            .iter()
-            .filter(|(_, ns)| self.contains(*ns))
-            .map(|(n, _)| *n)
-            .collect();
-        f.write_str(&names.join(","))
-    }
-}
+pub use liege_sys::Namespaces;
 
 /// Why a vassal (or the emperor's own options) cannot be taken.
 #[derive(Debug, thiserror::Error)]
@@ -223,11 +133,11 @@ impl Default for Settings {
         Settings {
             tyrant: false,
             inherit: Vec::new(),
-            default_namespaces: Namespaces::FS
-                .union(Namespaces::IPC)
-                .union(Namespaces::UTS)
-                .union(Namespaces::NET)
-                .union(Namespaces::PID),
+            default_namespaces: Namespaces::NEWNS
+                .union(Namespaces::NEWIPC)
+                .union(Namespaces::NEWUTS)
+                .union(Namespaces::NEWNET)
+                .union(Namespaces::NEWPID),
             default_log_maxsize: DEFAULT_LOG_MAXSIZE,
             passwd: PathBuf::from("/etc/passwd"),
             group: PathBuf::from("/etc/group"),
@@ -246,7 +156,7 @@ fn invalid(o: &liege_config::Opt, why: impl Into<String>) -> PolicyError {
 
 fn parse_namespaces(o: &liege_config::Opt) -> Result<Namespaces, PolicyError> {
     let ns = Namespaces::parse(&o.value).map_err(|e| invalid(o, e.to_string()))?;
-    if ns.contains(Namespaces::USER) {
+    if ns.contains(Namespaces::NEWUSER) {
         return Err(PolicyError::UserNamespace {
             origin: o.origin.clone(),
         });

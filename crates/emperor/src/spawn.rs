@@ -52,6 +52,9 @@ pub struct SpawnRequest<'a> {
     pub args: Vec<CString>,
     /// The whole environment, each `KEY=VALUE`.
     pub env: Vec<CString>,
+    /// The working directory the binary starts in (uWSGI runs a vassal from its file's
+    /// folder); `None` keeps the emperor's.
+    pub cwd: Option<&'a std::ffi::CStr>,
     /// Descriptors the child gets, each at the fixed number beside it (`/dev/null` at 0, the log
     /// pipe at 1 and 2, the control listener at 3, the config memfd at 4, ...). Every other
     /// descriptor of the emperor is closed on exec, so 0, 1 and 2 belong here too. A source may
@@ -81,6 +84,8 @@ pub enum ChildStep {
     Hostname,
     /// Bringing up `lo` in the new net namespace.
     Loopback,
+    /// Changing to the vassal's working directory.
+    Chdir,
     /// Copying descriptor `fd` of the map above every target before the moves.
     DupHigh {
         /// The source descriptor (the emperor's number).
@@ -110,6 +115,7 @@ impl ChildStep {
             ChildStep::Cloexec => (7, 0),
             ChildStep::Dup { target } => (8, target),
             ChildStep::Exec => (9, 0),
+            ChildStep::Chdir => (10, 0),
         }
     }
 
@@ -124,6 +130,7 @@ impl ChildStep {
             7 => ChildStep::Cloexec,
             8 => ChildStep::Dup { target: arg },
             9 => ChildStep::Exec,
+            10 => ChildStep::Chdir,
             _ => return None,
         })
     }
@@ -141,6 +148,7 @@ impl fmt::Display for ChildStep {
             ChildStep::Cloexec => f.write_str("marking descriptors close-on-exec"),
             ChildStep::Dup { target } => write!(f, "moving a descriptor to {target}"),
             ChildStep::Exec => f.write_str("exec"),
+            ChildStep::Chdir => f.write_str("changing to the working directory"),
         }
     }
 }
@@ -417,6 +425,12 @@ impl Child<'_, '_> {
             && let Err(e) = liege_sys::netif::loopback_up()
         {
             return Failed::Step(ChildStep::Loopback, os_errno(&e));
+        }
+
+        if let Some(dir) = self.req.cwd
+            && let Err(errno) = rustix::process::chdir(dir)
+        {
+            return Failed::Step(ChildStep::Chdir, errno.raw_os_error());
         }
 
         // The jail (issue 5) slots in here, still as root and with every emperor descriptor

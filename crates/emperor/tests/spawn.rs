@@ -72,6 +72,7 @@ fn run(
         exe: exe.as_fd(),
         args: sh_args(script),
         env: vec![
+        cwd: None,
             c"PATH=/usr/bin:/bin".into(),
             c"LIEGE_VASSAL_NAME=test".into(),
         ],
@@ -168,6 +169,7 @@ fn place_sees_the_pid_the_pidfd_names() {
         exe: exe.as_fd(),
         args: sh_args("exit 3"),
         env: vec![],
+        cwd: None,
         fds: vec![],
     };
     let spawned = spawn(&req, &mut |pid| {
@@ -243,6 +245,7 @@ fn exec_of_a_file_that_is_not_executable_is_reported_as_the_exec_step() {
         exe: exe.as_fd(),
         args: sh_args("exit 0"),
         env: vec![],
+        cwd: None,
         fds: vec![],
     };
     let err = spawn(&req, &mut |_| Ok(())).unwrap_err();
@@ -268,6 +271,7 @@ fn a_failed_setup_step_is_reported_with_its_errno() {
         exe: exe.as_fd(),
         args: sh_args("exit 0"),
         env: vec![],
+        cwd: None,
         fds: vec![],
     };
     let err = spawn(&req, &mut |_| Ok(())).unwrap_err();
@@ -337,6 +341,7 @@ fn a_map_covering_the_emperors_own_descriptors_leaves_the_exec_and_its_report_in
         exe: sh.as_fd(),
         args: sh_args("exit 4"),
         env: vec![],
+        cwd: None,
         fds: targets(&sh),
     };
     let spawned = spawn(&req, &mut |_| Ok(())).unwrap();
@@ -376,6 +381,7 @@ fn a_map_giving_one_number_twice_is_refused_before_any_clone() {
         exe: exe.as_fd(),
         args: sh_args("exit 0"),
         env: vec![],
+        cwd: None,
         fds: vec![(null.as_fd(), 1), (null.as_fd(), 3), (null.as_fd(), 1)],
     };
     let mut called = false;

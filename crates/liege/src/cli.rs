@@ -189,13 +189,37 @@ fn vassal() -> Option<ExitCode> {
     })
 }
 
-/// `emperor = DIR`: the emperor is not built yet.
-fn emperor(entry: &liege_config::Opt) -> ExitCode {
-    err(&format!(
-        "{}: `emperor`: the emperor is not built yet",
-        entry.origin
-    ));
-    ExitCode::from(BAD_CONFIG)
+/// `liege --emperor DIR`: runs the emperor with the resolved options until it is stopped.
+fn emperor(resolved: &Resolved) -> ExitCode {
+    let missing = unimplemented(resolved);
+    report(&instance_warnings(resolved));
+    if !missing.is_empty() {
+        for o in &missing {
+            err(&format!(
+                "{}: `{}` is a uWSGI option that liege does not implement yet",
+                o.origin, o.key
+            ));
+        }
+        err(&format!(
+            "liege: refusing to start an emperor with {} unimplemented option(s)",
+            missing.len()
+        ));
+        return ExitCode::from(BAD_CONFIG);
+    }
+    let exe = match std::env::current_exe() {
+        Ok(p) => p,
+        Err(e) => {
+            err(&format!("liege: cannot find the running binary: {e}"));
+            return ExitCode::from(1);
+        }
+    };
+    match liege_emperor::run(&resolved.options, &exe, host::facts()) {
+        Ok(code) => ExitCode::from(code),
+        Err(e) => {
+            err(&format!("liege: {e}"));
+            ExitCode::from(e.exit_code())
+        }
+    }
 }
 
 /// `liege [OPTIONS] [FILES]`: resolves the options, then runs the instance (the master) until
@@ -217,8 +241,8 @@ fn instance(args: &[String]) -> ExitCode {
         Ok(r) => r,
         Err(e) => return fail(&e),
     };
-    if let Some(entry) = resolved.options.first("emperor") {
-        return emperor(entry);
+    if resolved.options.first("emperor").is_some() {
+        return emperor(&resolved);
     }
     // `liege config` only warns about uWSGI options liege lacks; an instance refuses them, so a
     // migrated `limit-as` never silently does nothing.

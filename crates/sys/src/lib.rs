@@ -5,8 +5,8 @@ pub mod clone;
 pub mod exec;
 pub mod fd;
 pub mod fork;
-pub mod pass_fds;
 pub mod netif;
+pub mod pass_fds;
 pub mod shm;
 pub mod sock;
 

@@ -144,12 +144,13 @@ impl Supervisor<'_> {
                     return;
                 }
             };
-            match rustix::net::sockopt::socket_peercred(&fd) {
-                Ok(cred) if cred.uid.is_root() => {}
+            // The emperor is outside the vassal's pid namespace: its pid reads 0 here.
+            match liege_sys::sock::peer_cred(&fd) {
+                Ok(cred) if cred.uid == 0 => {}
                 Ok(cred) => {
                     log!(
                         "refused a control connection from uid {}: only root may be the emperor",
-                        cred.uid.as_raw()
+                        cred.uid
                     );
                     continue;
                 }
