@@ -106,6 +106,11 @@ impl Vassal {
                 fd: control,
             });
         }
+        // listen() again: the kernel records the listener's credentials at listen(), and an
+        // emperor that restarts learns the master's pid from them (SO_PEERCRED) when it
+        // connects to adopt the vassal; until now they were the emperor's, who bound it.
+        // It listens already (checked above), so this cannot fail but for a closed fd.
+        let _ = rustix::net::listen(&control_fd, 16);
         let bytes = read_all(config_fd.as_fd(), config)?;
         let options = options_from_config(&bytes)?;
         Ok(Some(Vassal {

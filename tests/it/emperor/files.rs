@@ -48,12 +48,16 @@ fn a_customers_file_runs_as_its_owner_and_may_not_hold_root_options() {
         v["last_error"].as_str().unwrap().contains("memory-limit"),
         "{v}"
     );
-    // A root file that others can write is no more trusted than a customer's.
+    // A root file that others can write would run as root: refused whole.
     let tmp = e.dir().join("loose.ini");
     fs_err::write(&tmp, e.app_ini("loose", "hello.py", "uid = 0\n")).unwrap();
     fs_err::set_permissions(&tmp, std::fs::Permissions::from_mode(0o666)).unwrap();
     fs_err::rename(&tmp, e.vassals.join("loose.ini")).unwrap();
-    e.eventually(LONG, "the refusal", || e.log_text().contains("loose.ini:6"));
+    e.eventually(LONG, "the refusal", || {
+        e.log_text()
+            .contains("loose.ini`: a root-owned vassal file is read and run with root's rights, but it is writable by its group and others")
+    });
+    assert_eq!(e.vassal("loose").unwrap()["state"], "broken");
 }
 
 #[test]
