@@ -72,10 +72,10 @@ fn run(
         exe: exe.as_fd(),
         args: sh_args(script),
         env: vec![
-        cwd: None,
             c"PATH=/usr/bin:/bin".into(),
             c"LIEGE_VASSAL_NAME=test".into(),
         ],
+        cwd: None,
         fds,
     };
     let spawned = spawn(&req, place)?;

@@ -59,6 +59,50 @@ fn is_executable(path: &Path) -> bool {
     fs_err::metadata(path).is_ok_and(|m| m.is_file() && m.permissions().mode() & 0o111 != 0)
 }
 
+/// A worker executable, held open: the master opens it while it is still root, before it drops
+/// to the vassal's user, and starts workers from the descriptor (`/proc/self/fd/N`), so the
+/// customer never needs the right to reach liege's install, and a jail (issue 5) never needs
+/// to show it.
+#[derive(Debug, Clone)]
+pub(crate) struct Program {
+    pub(crate) path: PathBuf,
+    /// `None` for a `#!` script (the tests' fake workers): its interpreter opens it by path
+    /// after the exec, when a close-on-exec descriptor is gone.
+    fd: Option<std::rc::Rc<std::os::fd::OwnedFd>>,
+}
+
+impl Program {
+    /// Opens `path` (O_PATH, close-on-exec: the descriptor is resolved at exec and never
+    /// reaches the worker).
+    pub(crate) fn open(path: PathBuf) -> std::io::Result<Program> {
+        let mut head = [0u8; 2];
+        let script = fs_err::File::open(&path)
+            .and_then(|mut f| std::io::Read::read_exact(&mut f, &mut head))
+            .is_ok_and(|()| head == *b"#!");
+        let fd = rustix::fs::open(
+            &path,
+            rustix::fs::OFlags::PATH | rustix::fs::OFlags::CLOEXEC,
+            rustix::fs::Mode::empty(),
+        )?;
+        Ok(Program {
+            path,
+            fd: (!script).then(|| std::rc::Rc::new(fd)),
+        })
+    }
+
+    /// A command that runs it, with the real path as `argv[0]`.
+    pub(crate) fn command(&self) -> std::process::Command {
+        use std::os::fd::AsRawFd as _;
+        use std::os::unix::process::CommandExt as _;
+        let Some(fd) = &self.fd else {
+            return std::process::Command::new(&self.path);
+        };
+        let mut cmd = std::process::Command::new(format!("/proc/self/fd/{}", fd.as_raw_fd()));
+        cmd.arg0(&self.path);
+        cmd
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -137,13 +137,17 @@ fn start(
             source,
         }
     })?;
+    let exe = exe::Program::open(exe).map_err(|source| RunError::Setup {
+        step: "opening the worker executable",
+        source,
+    })?;
     if let Some(path) = &plan.logto {
         redirect_stderr(path)?;
     }
     log!(
         "master pid {}, worker executable {}",
         std::process::id(),
-        exe.display()
+        exe.path.display()
     );
     let mut bound = Vec::new();
     let setup = sockets::FileSetup {

@@ -9,8 +9,10 @@
 
 use std::io::Write as _;
 use std::os::fd::{AsFd, AsRawFd, BorrowedFd, OwnedFd};
-use std::path::{Path, PathBuf};
-use std::process::{Command, Stdio};
+use std::path::PathBuf;
+
+use crate::exe::Program;
+use std::process::Stdio;
 
 use liege_proto::emperor;
 use liege_proto::handoff::{self, Role};
@@ -73,7 +75,7 @@ impl Drop for Inherit<'_> {
 /// What every worker of a generation is handed.
 #[derive(Debug)]
 pub(crate) struct Handoff<'a> {
-    pub(crate) exe: &'a Path,
+    pub(crate) exe: &'a Program,
     /// The listening sockets, in the order `sockets_env` names them.
     pub(crate) sockets: Vec<BorrowedFd<'a>>,
     /// [`handoff::SOCKETS`]'s value.
@@ -120,7 +122,7 @@ pub(crate) fn spawn(
     zygote: Option<BorrowedFd<'_>>,
 ) -> Result<Child, SpawnError> {
     let options = reopen(h.options)?;
-    let mut cmd = Command::new(h.exe);
+    let mut cmd = h.exe.command();
     // A worker never sees the emperor's descriptors (they are close-on-exec in the master) nor
     // the variables that name them.
     cmd.stdin(Stdio::null())
@@ -147,7 +149,7 @@ pub(crate) fn spawn(
     let child = {
         let _inherit = Inherit::new(fds)?;
         cmd.spawn().map_err(|source| SpawnError::Exec {
-            exe: h.exe.to_path_buf(),
+            exe: h.exe.path.clone(),
             source,
         })?
     };
@@ -236,7 +238,7 @@ mod tests {
         use std::os::unix::fs::PermissionsExt;
         fs_err::set_permissions(&script, std::fs::Permissions::from_mode(0o755)).unwrap();
         let h = Handoff {
-            exe: &script,
+            exe: &Program::open(script.clone()).unwrap(),
             sockets: vec![listen.as_fd()],
             sockets_env: format!("{},http,test", listen.as_raw_fd()),
             options: opts.as_fd(),

@@ -28,10 +28,10 @@ pub(crate) fn hierarchies() -> Vec<PathBuf> {
             continue;
         };
         let fstype = right.split_whitespace().next().unwrap_or_default();
-        if fstype == "cgroup" || fstype == "cgroup2" {
-            if let Some(mount) = left.split_whitespace().nth(4) {
-                out.push(PathBuf::from(mount));
-            }
+        if (fstype == "cgroup" || fstype == "cgroup2")
+            && let Some(mount) = left.split_whitespace().nth(4)
+        {
+            out.push(PathBuf::from(mount));
         }
     }
     out

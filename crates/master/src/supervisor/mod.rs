@@ -30,6 +30,7 @@ use rustix::net::SendFlags;
 use rustix::process::{Signal, WaitOptions, WaitStatus};
 
 use crate::backoff::Backoff;
+use crate::exe::Program;
 use crate::log;
 use crate::plan::{Mode, Plan};
 use crate::sockets::Bound;
@@ -64,7 +65,7 @@ const TOKEN_ZYGOTE: u64 = 1 << 32;
 struct Generation {
     number: u64,
     plan: Plan,
-    exe: PathBuf,
+    exe: Program,
     options: OwnedFd,
     board: u64,
     zygote: Option<Zygote>,
@@ -353,7 +354,7 @@ impl<'r> Supervisor<'r> {
     }
 
     /// Runs the instance with `plan` until it stops; returns the exit status.
-    pub(crate) fn run(&mut self, plan: Plan, exe: PathBuf) -> Result<u8, RunError> {
+    pub(crate) fn run(&mut self, plan: Plan, exe: Program) -> Result<u8, RunError> {
         self.touch = plan
             .touch_reload
             .iter()
@@ -805,6 +806,11 @@ impl<'r> Supervisor<'r> {
             Ok(old_exe)
         } else {
             crate::exe::find(&plan.worker, &self.exe_dir, &plan.plugins_dirs)
+                .map_err(|e| e.to_string())
+                .and_then(|path| {
+                    let shown = path.display().to_string();
+                    Program::open(path).map_err(|e| format!("cannot open `{shown}`: {e}"))
+                })
         };
         let exe = match exe {
             Ok(e) => e,
@@ -824,7 +830,7 @@ impl<'r> Supervisor<'r> {
     }
 
     /// Starts generation `next_number` with `plan`.
-    fn start_generation(&mut self, plan: Plan, exe: PathBuf, how: Start) -> Result<(), RunError> {
+    fn start_generation(&mut self, plan: Plan, exe: Program, how: Start) -> Result<(), RunError> {
         let now = Instant::now();
         let number = self.next_number;
         self.next_number += 1;
