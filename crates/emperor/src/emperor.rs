@@ -38,6 +38,12 @@ use crate::{EmperorError, log};
 const TICK: Duration = Duration::from_secs(1);
 /// How long an adopted master has to say hello.
 const HELLO_WAIT: Duration = Duration::from_secs(2);
+/// How many queued vassals one turn of the loop spawns.
+const SPAWN_BURST: usize = 8;
+/// Cgroup figures younger than this are shown from the cache.
+const USAGE_FRESH: Duration = Duration::from_secs(3);
+/// How many vassals' cgroup figures one tick refreshes (each costs ~50 µs of file reads).
+const USAGE_BURST: usize = 400;
 
 const KIND_SIGNALS: u64 = 1;
 const KIND_SOURCE: u64 = 2;
@@ -129,6 +135,8 @@ pub(crate) struct Emperor {
     next_id: u32,
     last_rescan: Instant,
     shutting_down: bool,
+    /// Vassals waiting for their spawn, in order.
+    spawn_queue: std::collections::VecDeque<String>,
     /// Vassals whose control socket's epoll interest may need OUT (sends wait) or not.
     pending_interest: Vec<String>,
     /// The lock that keeps a second emperor off this run dir.
@@ -219,6 +227,7 @@ impl Emperor {
             last_rescan: Instant::now(),
             shutting_down: false,
             pending_interest: Vec::new(),
+            spawn_queue: std::collections::VecDeque::new(),
             _lock: lock,
         };
         e.watch(e.signals.wake.as_fd(), token(KIND_SIGNALS, 0), false)?;
@@ -296,6 +305,7 @@ impl Emperor {
             }
             self.handle_signals();
             self.deadlines(Instant::now());
+            self.spawn_queued();
             for name in std::mem::take(&mut self.pending_interest) {
                 self.control_interest(&name);
             }
@@ -303,6 +313,9 @@ impl Emperor {
     }
 
     fn next_wake(&self, now: Instant) -> Duration {
+        if !self.spawn_queue.is_empty() {
+            return Duration::ZERO;
+        }
         let mut wake = TICK;
         for v in self.vassals.values() {
             if let Some(d) = v.next_deadline(now, self.settings.required_heartbeat) {
@@ -405,6 +418,8 @@ impl Emperor {
                 restarts: 0,
                 spawned_once: false,
                 adopted: false,
+                queued: false,
+                usage: None,
             })
     }
 
@@ -543,8 +558,36 @@ impl Emperor {
         }
     }
 
-    /// Spawns the vassal's master with its config; on failure, schedules a throttled retry.
+    /// Queues the vassal for a spawn: the loop spawns a few per turn, so a thousand new files
+    /// do not keep it from answering the stats and the masters in between.
     fn spawn(&mut self, name: &str) {
+        if let Some(v) = self.vassals.get_mut(name)
+            && !v.queued
+        {
+            v.queued = true;
+            self.spawn_queue.push_back(name.to_owned());
+        }
+    }
+
+    /// Spawns up to [`SPAWN_BURST`] queued vassals.
+    fn spawn_queued(&mut self) {
+        for _ in 0..SPAWN_BURST {
+            let Some(name) = self.spawn_queue.pop_front() else {
+                return;
+            };
+            let Some(v) = self.vassals.get_mut(&name) else {
+                continue;
+            };
+            v.queued = false;
+            if self.shutting_down || !v.wanted || v.run.is_some() {
+                continue;
+            }
+            self.spawn_now(&name);
+        }
+    }
+
+    /// Spawns the vassal's master with its config; on failure, schedules a throttled retry.
+    fn spawn_now(&mut self, name: &str) {
         match self.try_spawn(name) {
             Ok(()) => {}
             Err(msg) => {
@@ -1015,6 +1058,23 @@ impl Emperor {
                 self.spawn(&name);
             }
         }
+        // Cgroup figures, refreshed a slice at a time so a stats request with thousands of
+        // vassals reads a cache instead of thousands of files.
+        let mut refreshed = 0;
+        for v in self.vassals.values_mut() {
+            if refreshed == USAGE_BURST {
+                break;
+            }
+            if v.usage
+                .is_some_and(|(at, _)| now.duration_since(at) < USAGE_FRESH / 2)
+            {
+                continue;
+            }
+            if let Some(u) = v.cgroup.as_ref().and_then(usage_of) {
+                v.usage = Some((now, u));
+                refreshed += 1;
+            }
+        }
         // Stats clients that stall are dropped.
         let stale: Vec<u64> = self
             .clients
@@ -1263,17 +1323,10 @@ impl Emperor {
             .map(|v| {
                 let r = v.run.as_ref();
                 let usage = v
-                    .cgroup
-                    .as_ref()
-                    .and_then(|cg| cg.stats().ok())
-                    .map(|s| Usage {
-                        memory_bytes: s.memory_bytes,
-                        memory_limit: s.memory_limit,
-                        cpu_usage_ns: s.cpu_usage_ns,
-                        pids: s.pids_current,
-                        pids_limit: s.pids_max,
-                        oom_kills: s.oom_kills,
-                    });
+                    .usage
+                    .filter(|(at, _)| at.elapsed() < USAGE_FRESH)
+                    .map(|(_, u)| u)
+                    .or_else(|| v.cgroup.as_ref().and_then(usage_of));
                 VassalStat {
                     name: v.name.clone(),
                     location: v.location.clone(),
@@ -1373,6 +1426,19 @@ fn sealed_memfd(bytes: &[u8]) -> std::io::Result<OwnedFd> {
     )?;
     rustix::fs::seek(&fd, rustix::fs::SeekFrom::Start(0))?;
     Ok(fd)
+}
+
+/// What a vassal's cgroup says now.
+fn usage_of(cg: &Cgroup) -> Option<Usage> {
+    let s = cg.stats().ok()?;
+    Some(Usage {
+        memory_bytes: s.memory_bytes,
+        memory_limit: s.memory_limit,
+        cpu_usage_ns: s.cpu_usage_ns,
+        pids: s.pids_current,
+        pids_limit: s.pids_max,
+        oom_kills: s.oom_kills,
+    })
 }
 
 fn describe_status(s: &rustix::process::WaitIdStatus) -> String {

@@ -72,6 +72,10 @@ pub(crate) struct Vassal {
     pub(crate) restarts: u64,
     pub(crate) spawned_once: bool,
     pub(crate) adopted: bool,
+    /// Waiting in the emperor's spawn queue.
+    pub(crate) queued: bool,
+    /// Its cgroup's figures, and when they were read.
+    pub(crate) usage: Option<(Instant, crate::stats::Usage)>,
 }
 
 impl Vassal {
@@ -82,6 +86,7 @@ impl Vassal {
             Some(r) if r.accepting => "accepting",
             Some(r) if r.ready => "ready",
             Some(_) => "starting",
+            None if self.queued => "starting",
             None if self.respawn_at.is_some() => "throttled",
             None if self.error.is_some() => "broken",
             None => "stopped",
