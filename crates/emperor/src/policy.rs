@@ -1360,7 +1360,7 @@ mod tests {
             ),
             (
                 "unshare = net,time",
-                "invalid value `net,time` for `unshare`: unknown namespace `time` (fs, ipc, uts, net, pid, cgroup, user, or none)",
+                "invalid value `net,time` for `unshare`: unknown namespace `time`\nhint: the names are fs (or ns, mount, mnt), ipc, uts, net, pid, cgroup, user, or none alone",
             ),
             (
                 "unshare = user",
