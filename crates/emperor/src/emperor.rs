@@ -872,6 +872,8 @@ impl Emperor {
                     r.ready = true;
                 }
                 ToEmperor::Accepting => {
+                    // Its processes changed: the next stats read its cgroup afresh.
+                    v.usage = None;
                     if !r.accepting {
                         log!(
                             "vassal {name}: accepting requests ({} ms after its spawn)",
