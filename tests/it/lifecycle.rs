@@ -217,6 +217,13 @@ fn keep_alive_is_fair_to_every_connection() {
 #[test]
 fn prefork_workers_are_forked_by_a_zygote_as_children_of_the_master() {
     let (inst, addr) = matrix(&["--processes", "2", "--lazy-apps=false"]);
+    // The first worker may answer before the zygote has forked the second.
+    eventually(
+        &inst,
+        Duration::from_secs(10),
+        "a zygote and two workers",
+        || inst.children().len() == 3,
+    );
     let children = inst.children();
     assert_eq!(
         children.len(),
