@@ -363,3 +363,27 @@ fn sighup_reloads_every_vassal_and_sigint_leaves_nothing_behind() {
         .count();
     assert_eq!(mounts_before, mounts_after);
 }
+
+#[test]
+fn a_master_that_stops_sending_heartbeats_is_killed_and_respawned() {
+    let e = Emperor::start(&["--emperor-required-heartbeat", "2"]);
+    e.write_vassal("hb.ini", &e.app_ini("hb", "hello.py", "heartbeat = 1\n"));
+    e.wait_serving("hb");
+    e.eventually(LONG, "a first heartbeat", || {
+        e.vassal("hb")
+            .is_some_and(|v| v["last_heartbeat_age"].is_u64())
+    });
+    let master = master_pid(&e, "hb");
+    // A master that hangs (stopped) sends no more heartbeats.
+    let pid = rustix::process::Pid::from_raw(i32::try_from(master).unwrap()).unwrap();
+    rustix::process::kill_process(pid, Signal::STOP).unwrap();
+    e.eventually(LONG, "a new master", || {
+        let p = master_pid(&e, "hb");
+        p != 0 && p != master
+    });
+    assert!(
+        e.log_text()
+            .contains("vassal hb: no heartbeat for 2 s: killing it")
+    );
+    e.wait_serving("hb");
+}
