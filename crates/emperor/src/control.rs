@@ -8,10 +8,7 @@ use std::path::Path;
 
 use liege_proto::emperor::{Decoder, ToEmperor, ToMaster};
 use rustix::io::Errno;
-use rustix::net::{
-    AddressFamily, RecvFlags, SendAncillaryBuffer, SendAncillaryMessage, SendFlags, SocketAddrUnix,
-    SocketFlags, SocketType,
-};
+use rustix::net::{AddressFamily, RecvFlags, SendFlags, SocketAddrUnix, SocketFlags, SocketType};
 
 /// A connection to one master.
 #[derive(Debug)]
@@ -64,26 +61,6 @@ impl Control {
     pub(crate) fn send(&mut self, msg: &ToMaster) {
         self.out.extend_from_slice(&msg.encode());
         self.flush();
-    }
-
-    /// Sends `fd` (a new output pipe) with a `LogFd` message.
-    pub(crate) fn send_fd(&mut self, msg: &ToMaster, fd: BorrowedFd<'_>) -> std::io::Result<()> {
-        self.flush();
-        let bytes = msg.encode();
-        let fds = [fd];
-        let mut space = [std::mem::MaybeUninit::uninit(); rustix::cmsg_space!(ScmRights(1))];
-        let mut anc = SendAncillaryBuffer::new(&mut space);
-        anc.push(SendAncillaryMessage::ScmRights(&fds));
-        let n = rustix::net::sendmsg(
-            &self.fd,
-            &[std::io::IoSlice::new(&bytes)],
-            &mut anc,
-            SendFlags::NOSIGNAL,
-        )?;
-        if n < bytes.len() {
-            self.out.extend_from_slice(&bytes[n..]);
-        }
-        Ok(())
     }
 
     /// Whether output waits for the socket.

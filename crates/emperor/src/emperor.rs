@@ -138,8 +138,9 @@ pub(crate) struct Emperor {
     next_id: u32,
     last_rescan: Instant,
     shutting_down: bool,
-    /// When the last slice of cgroup figures was read.
+    /// When the last slice of cgroup figures was read, and the vassal it ended with.
     last_usage: Instant,
+    usage_cursor: Option<String>,
     /// Vassals waiting for their spawn, in order.
     spawn_queue: std::collections::VecDeque<String>,
     /// Vassals whose control socket's epoll interest may need OUT (sends wait) or not.
@@ -234,6 +235,7 @@ impl Emperor {
             pending_interest: Vec::new(),
             spawn_queue: std::collections::VecDeque::new(),
             last_usage: Instant::now(),
+            usage_cursor: None,
             _lock: lock,
         };
         e.watch(e.signals.wake.as_fd(), token(KIND_SIGNALS, 0), false)?;
@@ -547,6 +549,13 @@ impl Emperor {
             .join(format!("{name}.state"))
     }
 
+    fn fifo_path(&self, name: &str) -> PathBuf {
+        self.settings
+            .run_dir
+            .join("emperor")
+            .join(format!("{name}.log"))
+    }
+
     fn vassal_run_dir(&self, name: &str) -> PathBuf {
         self.settings.run_dir.join("vassals").join(name)
     }
@@ -615,6 +624,7 @@ impl Emperor {
     fn try_spawn(&mut self, name: &str) -> Result<(), String> {
         let control_path = self.control_path(name);
         let state_path = self.state_path(name);
+        let fifo_path = self.fifo_path(name);
         let run_dir = self.vassal_run_dir(name);
         let Some(v) = self.vassals.get_mut(name) else {
             return Ok(());
@@ -655,10 +665,10 @@ impl Emperor {
         let bytes = wire::encode_config(&entries);
         let digest = wire::config_digest(&bytes);
         let memfd = sealed_memfd(&bytes).map_err(|e| format!("cannot pass its config: {e}"))?;
-        // Its output.
-        let (log_read, log_write) = rustix::pipe::pipe_with(rustix::pipe::PipeFlags::CLOEXEC)
-            .map_err(|e| format!("cannot make its log pipe: {e}"))?;
-        rustix::io::ioctl_fionbio(&log_read, true).map_err(|e| format!("log pipe: {e}"))?;
+        // Its output, through a FIFO in the root-only folder, so an emperor that restarts
+        // opens it again by its name and the vassal's processes keep theirs.
+        let (log_read, log_write) =
+            log_fifo(&fifo_path).map_err(|e| format!("cannot make its log FIFO: {e}"))?;
         let null = rustix::fs::open(
             "/dev/null",
             rustix::fs::OFlags::RDWR | rustix::fs::OFlags::CLOEXEC,
@@ -997,6 +1007,7 @@ impl Emperor {
     /// Drops a vassal that is not running: its cgroup, its /run folder, its books.
     fn forget(&mut self, name: &str) {
         let run_dir = self.vassal_run_dir(name);
+        let _ = fs_err::remove_file(self.fifo_path(name));
         let Some(mut v) = self.vassals.remove(name) else {
             return;
         };
@@ -1068,25 +1079,9 @@ impl Emperor {
         }
         // Cgroup figures, refreshed a slice at a time so a stats request with thousands of
         // vassals reads a cache instead of thousands of files.
-        let mut refreshed = if now.duration_since(self.last_usage) >= TICK {
+        if now.duration_since(self.last_usage) >= TICK {
             self.last_usage = now;
-            0
-        } else {
-            USAGE_BURST
-        };
-        for v in self.vassals.values_mut() {
-            if refreshed == USAGE_BURST {
-                break;
-            }
-            if v.usage
-                .is_some_and(|(at, _)| now.duration_since(at) < USAGE_REFRESH)
-            {
-                continue;
-            }
-            if let Some(u) = v.cgroup.as_ref().and_then(usage_of) {
-                v.usage = Some((now, u));
-                refreshed += 1;
-            }
+            self.refresh_usage(now);
         }
         // Stats clients that stall are dropped.
         let stale: Vec<u64> = self
@@ -1100,6 +1095,43 @@ impl Emperor {
                 self.unwatch(c.fd());
             }
         }
+    }
+
+    /// Reads the cgroup figures of up to [`USAGE_BURST`] vassals whose figures are older than
+    /// [`USAGE_REFRESH`], going round the vassals from where the last tick stopped, so every
+    /// vassal gets its turn however many there are.
+    fn refresh_usage(&mut self, now: Instant) {
+        let start = self.usage_cursor.take().unwrap_or_default();
+        let mut refreshed = 0;
+        let mut last = None;
+        let (after, before) = {
+            let mut after: Vec<&mut Vassal> = Vec::new();
+            let mut before: Vec<&mut Vassal> = Vec::new();
+            for (name, v) in &mut self.vassals {
+                if *name > start {
+                    after.push(v);
+                } else {
+                    before.push(v);
+                }
+            }
+            (after, before)
+        };
+        for v in after.into_iter().chain(before) {
+            if refreshed == USAGE_BURST {
+                break;
+            }
+            if v.usage
+                .is_some_and(|(at, _)| now.duration_since(at) < USAGE_REFRESH)
+            {
+                continue;
+            }
+            if let Some(u) = v.cgroup.as_ref().and_then(usage_of) {
+                v.usage = Some((now, u));
+                refreshed += 1;
+                last = Some(v.name.clone());
+            }
+        }
+        self.usage_cursor = last;
     }
 
     // ---- stopping everything ---------------------------------------------------------
@@ -1170,7 +1202,7 @@ impl Emperor {
                     v.spawned_once = true;
                     v.cgroup = Some(cg);
                     v.run = Some(r);
-                    self.give_log_pipe(&name);
+                    self.reopen_log(&name);
                     self.watch_running(&name);
                 }
                 Err(why) => {
@@ -1244,27 +1276,23 @@ impl Emperor {
         })
     }
 
-    /// A new output pipe for an adopted master (the old one died with the old emperor).
-    fn give_log_pipe(&mut self, name: &str) {
+    /// Reopens an adopted vassal's log FIFO: its processes still hold the write end (their
+    /// writes failed with EPIPE while no emperor read it, and work again from now on).
+    fn reopen_log(&mut self, name: &str) {
+        let path = self.fifo_path(name);
         let Some(v) = self.vassals.get_mut(name) else {
             return;
         };
-        let Some(r) = &mut v.run else {
-            return;
-        };
-        let Some(c) = &mut r.control else {
-            return;
-        };
-        let Ok((read, write)) = rustix::pipe::pipe_with(rustix::pipe::PipeFlags::CLOEXEC) else {
-            return;
-        };
-        let _ = rustix::io::ioctl_fionbio(&read, true);
-        match c.send_fd(&ToMaster::LogFd, write.as_fd()) {
-            Ok(()) => {
-                v.log.attach(read);
-                self.pending_interest.push(name.to_owned());
-            }
-            Err(e) => log!("vassal {name}: cannot hand it a new log pipe: {e}"),
+        match rustix::fs::open(
+            &path,
+            rustix::fs::OFlags::RDONLY | rustix::fs::OFlags::NONBLOCK | rustix::fs::OFlags::CLOEXEC,
+            rustix::fs::Mode::empty(),
+        ) {
+            Ok(fd) => v.log.attach(fd),
+            Err(e) => log!(
+                "vassal {name}: cannot reopen its log {}: {e}",
+                path.display()
+            ),
         }
     }
 
@@ -1417,6 +1445,44 @@ fn restart_key(cfg: &VassalConfig) -> String {
         }
     }
     key
+}
+
+/// Makes (or finds) a vassal's log FIFO and opens both ends: the read end non-blocking for the
+/// emperor, the write end for the vassal's stdout and stderr. Anything at that path that is not
+/// a FIFO is replaced (the folder is root's alone).
+fn log_fifo(path: &Path) -> std::io::Result<(OwnedFd, OwnedFd)> {
+    use rustix::fs::{FileType, Mode, OFlags};
+    match rustix::fs::lstat(path) {
+        Ok(st) if FileType::from_raw_mode(st.st_mode) == FileType::Fifo => {}
+        Ok(_) => {
+            fs_err::remove_file(path)?;
+            rustix::fs::mknodat(
+                rustix::fs::CWD,
+                path,
+                FileType::Fifo,
+                Mode::from_raw_mode(0o600),
+                0,
+            )?;
+        }
+        Err(_) => rustix::fs::mknodat(
+            rustix::fs::CWD,
+            path,
+            FileType::Fifo,
+            Mode::from_raw_mode(0o600),
+            0,
+        )?,
+    }
+    let read = rustix::fs::open(
+        path,
+        OFlags::RDONLY | OFlags::NONBLOCK | OFlags::CLOEXEC | OFlags::NOFOLLOW,
+        Mode::empty(),
+    )?;
+    let write = rustix::fs::open(
+        path,
+        OFlags::WRONLY | OFlags::CLOEXEC | OFlags::NOFOLLOW,
+        Mode::empty(),
+    )?;
+    Ok((read, write))
 }
 
 fn sealed_memfd(bytes: &[u8]) -> std::io::Result<OwnedFd> {

@@ -296,7 +296,8 @@ fn vassals_outlive_a_killed_emperor_and_the_next_one_adopts_them() {
             .contains("vassal one: adopted its running master")
     );
 
-    // The adopted master still obeys: a touch reloads it, and its log reaches the new pipe.
+    // The adopted master still obeys: a touch reloads it, and its log reaches its file again
+    // (the new emperor reopened the vassal's log FIFO).
     let before = worker_pid(&e.addr("one")).unwrap();
     let file = e.vassals.join("one.ini");
     let later = std::time::SystemTime::now() + Duration::from_secs(2);
