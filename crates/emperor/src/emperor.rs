@@ -448,6 +448,7 @@ impl Emperor {
         let loaded = policy::load(entry, &self.policy, &self.host, reload)
             .map_err(|e| e.to_string())
             .and_then(|cfg| {
+                refuse_emperor_options(&cfg.options)?;
                 liege_master::Plan::from_options_as(&cfg.options, liege_master::plan::Mode::Vassal)
                     .map_err(|e| e.to_string())?;
                 Ok(cfg)
@@ -1502,6 +1503,23 @@ fn sealed_memfd(bytes: &[u8]) -> std::io::Result<OwnedFd> {
     )?;
     rustix::fs::seek(&fd, rustix::fs::SeekFrom::Start(0))?;
     Ok(fd)
+}
+
+/// The emperor's own options mean nothing in a vassal file (liege has no sub-emperors yet):
+/// refused rather than ignored.
+fn refuse_emperor_options(options: &liege_config::Options) -> Result<(), String> {
+    use liege_config::registry::{Known, Part, lookup};
+    for o in options.iter() {
+        if let Known::Liege(spec) = lookup(&o.key)
+            && spec.part == Part::Emperor
+        {
+            return Err(format!(
+                "{}: `{}` is an option of the emperor, not of a vassal (a vassal cannot run an emperor of its own)",
+                o.origin, o.key
+            ));
+        }
+    }
+    Ok(())
 }
 
 /// What a vassal's cgroup says now.

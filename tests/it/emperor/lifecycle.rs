@@ -248,6 +248,12 @@ fn a_broken_file_is_refused_with_its_line_and_the_others_are_not_disturbed() {
         let log = e.log_text();
         log.contains("Bad Name.ini") && log.contains("good.yaml")
     });
+    // An emperor's option in a vassal file would be ignored by its master: refused instead.
+    e.write_vassal("sub.ini", &e.app_ini("sub", "hello.py", "emperor = /tmp\n"));
+    e.eventually(LONG, "the sub-emperor refused", || {
+        e.log_text()
+            .contains("sub.ini:6: `emperor` is an option of the emperor, not of a vassal")
+    });
     assert_eq!(
         master_pid(&e, "good"),
         good,
