@@ -54,8 +54,8 @@ pub enum EmperorError {
     Listen(#[from] ListenError),
     #[error("another emperor runs with the run dir {}", run_dir.display())]
     Locked { run_dir: PathBuf },
-    #[error("cannot watch `{what}`: {reason}")]
-    Source { what: String, reason: String },
+    #[error("{origin}: `emperor`: {reason}")]
+    Source { origin: String, reason: String },
     #[error("cgroups: {0}")]
     Cgroups(String),
     #[error("cannot set up {step}: {source}")]
@@ -69,7 +69,7 @@ impl EmperorError {
     /// 2 for options that cannot work, 1 for a failure of the system.
     pub fn exit_code(&self) -> u8 {
         match self {
-            EmperorError::Settings(_) | EmperorError::Policy(_) => 2,
+            EmperorError::Settings(_) | EmperorError::Policy(_) | EmperorError::Source { .. } => 2,
             _ => 1,
         }
     }
@@ -84,9 +84,13 @@ pub fn run(options: &Options, exe: &Path, host: HostFacts) -> Result<u8, Emperor
     let settings = Settings::from_options(options)?;
     let policy = policy::Settings::from_options(options)?;
     let mut sources: Vec<Box<dyn source::VassalSource>> = Vec::new();
-    for pattern in &settings.sources {
+    for entry in options.all("emperor") {
+        let pattern = entry.value.trim();
+        if pattern.is_empty() {
+            continue;
+        }
         let dir = source::dir::DirSource::new(pattern).map_err(|e| EmperorError::Source {
-            what: pattern.clone(),
+            origin: entry.origin.to_string(),
             reason: e.to_string(),
         })?;
         sources.push(Box::new(dir));

@@ -644,7 +644,7 @@ pub(crate) fn what_the_emperor_applies_is_refused_by_hand() {
         ),
         (
             "emperor = /etc/liege/vassals",
-            "app.ini:4: `emperor`: the emperor is not built yet",
+            "app.ini:4: `emperor`: cannot watch `/etc/liege/vassals`",
         ),
     ];
     for (line, want) in cases {
