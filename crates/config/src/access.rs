@@ -30,6 +30,38 @@ pub enum AccessError {
     Scheme { scheme: String },
 }
 
+/// Reads `file` whole, refusing it when it is over `limit` bytes: by `len` (its size, when it
+/// has one) before reading, and by what it gives (a pipe or a /proc file has no size: at most
+/// one byte past the limit is read). `shown` names it in errors.
+pub fn read_limited(
+    file: impl Read,
+    len: Option<u64>,
+    shown: &str,
+    limit: u64,
+) -> Result<Vec<u8>, AccessError> {
+    let too_large = |size| AccessError::TooLarge {
+        path: shown.to_owned(),
+        size,
+        limit,
+    };
+    if let Some(len) = len
+        && len > limit
+    {
+        return Err(too_large(len));
+    }
+    let mut data = Vec::new();
+    file.take(limit.saturating_add(1))
+        .read_to_end(&mut data)
+        .map_err(|source| AccessError::Read {
+            path: shown.to_owned(),
+            source,
+        })?;
+    if data.len() as u64 > limit {
+        return Err(too_large(data.len() as u64));
+    }
+    Ok(data)
+}
+
 /// What expansion may ask of the filesystem.
 pub trait FileAccess {
     /// Reads a whole file, refusing it by its size, before reading, when it is over `limit`.
@@ -102,26 +134,7 @@ impl FileAccess for HostAccess {
                 path: path.to_owned(),
             });
         }
-        if meta.is_file() && meta.len() > limit {
-            return Err(AccessError::TooLarge {
-                path: path.to_owned(),
-                size: meta.len(),
-                limit,
-            });
-        }
-        // A pipe or a /proc file has no size: read at most one byte past the limit.
-        let mut data = Vec::new();
-        file.take(limit.saturating_add(1))
-            .read_to_end(&mut data)
-            .map_err(err)?;
-        if data.len() as u64 > limit {
-            return Err(AccessError::TooLarge {
-                path: path.to_owned(),
-                size: data.len() as u64,
-                limit,
-            });
-        }
-        Ok(data)
+        read_limited(file, meta.is_file().then_some(meta.len()), path, limit)
     }
 
     fn exec(&self, command: &str, limit: u64) -> Result<Vec<u8>, AccessError> {

@@ -11,7 +11,6 @@
 
 use std::cell::RefCell;
 use std::collections::BTreeMap;
-use std::io::Read;
 use std::os::fd::OwnedFd;
 use std::os::unix::ffi::OsStrExt;
 use std::path::{Path, PathBuf};
@@ -121,24 +120,7 @@ fn read_open(
             path: shown.to_owned(),
         });
     }
-    if meta.len() > limit {
-        return Err(AccessError::TooLarge {
-            path: shown.to_owned(),
-            size: meta.len(),
-            limit,
-        });
-    }
-    let mut data = Vec::new();
-    file.take(limit.saturating_add(1))
-        .read_to_end(&mut data)
-        .map_err(err)?;
-    if data.len() as u64 > limit {
-        return Err(AccessError::TooLarge {
-            path: shown.to_owned(),
-            size: data.len() as u64,
-            limit,
-        });
-    }
+    let data = liege_config::access::read_limited(&file, Some(meta.len()), shown, limit)?;
     Ok((data, Stamp::of(&meta)))
 }
 
