@@ -349,10 +349,23 @@ impl Emperor {
         }
         if self.signals.hup.swap(false, Ordering::Relaxed) {
             log!("emperor: SIGHUP: reloading every vassal");
+            // Read every file again first; a vassal that this already reloaded or restarted
+            // is not reloaded a second time.
+            let before: Vec<(String, Option<(i32, u64)>)> = self
+                .vassals
+                .iter()
+                .map(|(n, v)| (n.clone(), v.run.as_ref().map(|r| (r.pid, r.reloads))))
+                .collect();
             self.rescan(false);
-            let names: Vec<String> = self.vassals.keys().cloned().collect();
-            for name in names {
-                self.reload(&name);
+            for (name, was) in before {
+                let now = self
+                    .vassals
+                    .get(&name)
+                    .and_then(|v| v.run.as_ref())
+                    .map(|r| (r.pid, r.reloads));
+                if now.is_some() && now == was {
+                    self.reload(&name);
+                }
             }
         }
     }
@@ -749,6 +762,7 @@ impl Emperor {
             restart_key,
             stopping: None,
             killed: false,
+            reloads: 0,
         });
         self.watch_running(name);
         Ok(())
@@ -796,6 +810,7 @@ impl Emperor {
             Some(c) => {
                 c.send(&ToMaster::Reload { config: bytes });
                 r.digest = digest;
+                r.reloads += 1;
                 log!("vassal {name}: reloading it gracefully");
                 self.pending_interest.push(name.to_owned());
                 v.log.note("graceful reload");
@@ -1274,6 +1289,7 @@ impl Emperor {
             restart_key: state["restart_key"].as_str().unwrap_or_default().to_owned(),
             stopping: None,
             killed: false,
+            reloads: 0,
         })
     }
 

@@ -44,6 +44,8 @@ pub(crate) struct Running {
     /// Set when it was told to stop: why, and when it gets killed if still there.
     pub(crate) stopping: Option<(StopFor, Instant)>,
     pub(crate) killed: bool,
+    /// Reloads sent to this master.
+    pub(crate) reloads: u64,
 }
 
 /// A vassal.

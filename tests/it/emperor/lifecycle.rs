@@ -341,6 +341,13 @@ fn sighup_reloads_every_vassal_and_sigint_leaves_nothing_behind() {
         worker_pid(&e.addr("a")).is_some_and(|p| p != wa)
             && worker_pid(&e.addr("b")).is_some_and(|p| p != wb)
     });
+    assert_eq!(
+        e.log_text()
+            .matches("vassal a: reloading it gracefully")
+            .count(),
+        1,
+        "one SIGHUP, one reload"
+    );
     let mounts_before = fs_err::read_to_string("/proc/self/mountinfo")
         .unwrap()
         .lines()
