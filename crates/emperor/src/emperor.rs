@@ -683,6 +683,16 @@ impl Emperor {
         // opens it again by its name and the vassal's processes keep theirs.
         let (log_read, log_write) =
             log_fifo(&fifo_path).map_err(|e| format!("cannot make its log FIFO: {e}"))?;
+        // A read end for the master too, which drains the FIFO while no emperor runs.
+        let log_hold = rustix::fs::open(
+            &fifo_path,
+            rustix::fs::OFlags::RDONLY
+                | rustix::fs::OFlags::NONBLOCK
+                | rustix::fs::OFlags::CLOEXEC
+                | rustix::fs::OFlags::NOFOLLOW,
+            rustix::fs::Mode::empty(),
+        )
+        .map_err(|e| format!("cannot open its log FIFO: {e}"))?;
         let null = rustix::fs::open(
             "/dev/null",
             rustix::fs::OFlags::RDWR | rustix::fs::OFlags::CLOEXEC,
@@ -695,6 +705,7 @@ impl Emperor {
             "LANG=C.UTF-8".to_owned(),
             format!("{}=3", wire::CONTROL_FD),
             format!("{}=4", wire::CONFIG_FD),
+            format!("{}=5", wire::LOG_FD),
             format!("{}={name}", wire::VASSAL_NAME),
         ];
         let cwd = CString::new(v.cwd.as_os_str().as_encoded_bytes()).ok();
@@ -711,6 +722,7 @@ impl Emperor {
                 (log_write.as_fd(), 2),
                 (listener_fd.as_fd(), 3),
                 (memfd.as_fd(), 4),
+                (log_hold.as_fd(), 5),
             ],
         };
         let extra_dirs = cfg.cgroup_dirs.clone();
@@ -726,7 +738,7 @@ impl Emperor {
         };
         let spawned = spawn::spawn(&request, &mut place).map_err(|e| e.to_string())?;
         drop(request);
-        drop((listener_fd, memfd, null, log_write));
+        drop((listener_fd, memfd, null, log_write, log_hold));
         v.log.attach(log_read);
         let born = unix_now();
         let restarts = if v.spawned_once { v.restarts + 1 } else { 0 };

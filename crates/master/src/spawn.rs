@@ -128,6 +128,7 @@ pub(crate) fn spawn(
     cmd.stdin(Stdio::null())
         .env_remove(emperor::CONTROL_FD)
         .env_remove(emperor::CONFIG_FD)
+        .env_remove(emperor::LOG_FD)
         .env(handoff::ROLE, role.as_str())
         .env(handoff::SOCKETS, &h.sockets_env)
         .env(handoff::OPTIONS_FD, options.as_raw_fd().to_string())

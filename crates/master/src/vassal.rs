@@ -7,7 +7,7 @@ use std::os::unix::fs::FileExt as _;
 
 use liege_config::{Options, Origin};
 use liege_proto::emperor::{
-    self, CONFIG_FD, CONTROL_FD, ConfigDecodeError, MAX_FRAME, VASSAL_NAME,
+    self, CONFIG_FD, CONTROL_FD, ConfigDecodeError, LOG_FD, MAX_FRAME, VASSAL_NAME,
 };
 use liege_sys::fd::InheritError;
 
@@ -18,6 +18,8 @@ pub struct Vassal {
     pub name: Option<String>,
     /// The listening control socket.
     pub(crate) control: OwnedFd,
+    /// A read end of the vassal's log FIFO ([`LOG_FD`]), when the emperor gave one.
+    pub(crate) log: Option<OwnedFd>,
     /// The resolved options.
     pub options: Options,
     /// The [`emperor::config_digest`] of the encoded options.
@@ -111,11 +113,16 @@ impl Vassal {
         // connects to adopt the vassal; until now they were the emperor's, who bound it.
         // It listens already (checked above), so this cannot fail but for a closed fd.
         let _ = rustix::net::listen(&control_fd, 16);
+        let log = match fd_in_env(LOG_FD)? {
+            Some(n) => Some(take(LOG_FD, n)?),
+            None => None,
+        };
         let bytes = read_all(config_fd.as_fd(), config)?;
         let options = options_from_config(&bytes)?;
         Ok(Some(Vassal {
             name: std::env::var(VASSAL_NAME).ok(),
             control: control_fd,
+            log,
             options,
             digest: emperor::config_digest(&bytes),
         }))

@@ -22,6 +22,10 @@ use std::marker::PhantomData;
 pub const CONTROL_FD: &str = "LIEGE_EMPEROR_CONTROL_FD";
 /// The descriptor number of the sealed memfd with the resolved options ([`encode_config`]).
 pub const CONFIG_FD: &str = "LIEGE_EMPEROR_CONFIG_FD";
+/// The descriptor number of a read end of the vassal's log FIFO, optional: the master drains
+/// it while no emperor is connected, so the vassal's writes to its output neither fail nor
+/// block while the emperor restarts.
+pub const LOG_FD: &str = "LIEGE_EMPEROR_LOG_FD";
 /// The vassal's name.
 pub const VASSAL_NAME: &str = "LIEGE_VASSAL_NAME";
 

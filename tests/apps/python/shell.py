@@ -3,6 +3,7 @@ the test sends and answers with its output. Never deploy it: it is a remote shel
 
 GET  /          -> "ok"
 GET  /pid       -> the worker's pid
+GET  /print     -> prints a line to stdout and stderr (the vassal's log), answers "printed"
 GET  /info      -> JSON: pid, ppid, uid, gid, hostname of the worker
 POST /run       -> runs the body with /bin/sh -c (60 s at most); answers
                    "<exit status>\n<stdout and stderr>"
@@ -12,11 +13,16 @@ import json
 import os
 import socket
 import subprocess
+import sys
 
 
 def application(environ, start_response):
     path = environ.get("PATH_INFO", "/")
-    if path == "/pid":
+    if path == "/print":
+        print("a line from the app", flush=True)
+        print("an error line from the app", file=sys.stderr, flush=True)
+        body = b"printed"
+    elif path == "/pid":
         body = str(os.getpid()).encode()
     elif path == "/info":
         body = json.dumps(

@@ -21,7 +21,7 @@ use rustix::event::epoll;
 use rustix::io::Errno;
 use rustix::net::{RecvAncillaryBuffer, RecvAncillaryMessage, RecvFlags, SendFlags, SocketFlags};
 
-use super::{Kind, RELOAD_POLL, Source, Start, Supervisor, TOKEN_EMPEROR};
+use super::{Kind, RELOAD_POLL, Source, Start, Supervisor, TOKEN_EMPEROR, TOKEN_EMPEROR_LOG};
 use crate::plan::{Mode, Plan};
 use crate::vassal::{self, Vassal};
 use crate::{RunError, log};
@@ -44,6 +44,13 @@ pub(crate) struct Emperor {
     digest: u64,
     /// Whether the instance has served a request since the master started.
     loyal: bool,
+    /// A read end of the vassal's log FIFO: while no emperor is connected the master reads it
+    /// and drops what it reads, so the vassal's writes to its output (an app's `print`) do not
+    /// fail for want of a reader, nor block on a full FIFO.
+    log: Option<OwnedFd>,
+    /// Whether the log is being drained now, and how many bytes were dropped.
+    draining: bool,
+    dropped: u64,
 }
 
 /// The emperor's connection.
@@ -74,6 +81,9 @@ impl Emperor {
             options: v.options,
             digest: v.digest,
             loyal: false,
+            log: v.log,
+            draining: false,
+            dropped: 0,
         }
     }
 
@@ -172,6 +182,19 @@ impl Supervisor<'_> {
             let Some(e) = emperor_of(&mut self.source) else {
                 return;
             };
+            if e.draining
+                && let Some(log) = &e.log
+            {
+                let _ = epoll::delete(epoll, log);
+                e.draining = false;
+                if e.dropped > 0 {
+                    log!(
+                        "{} bytes of output were dropped while no emperor read them",
+                        e.dropped
+                    );
+                    e.dropped = 0;
+                }
+            }
             if let Some(old) = e.conn.take() {
                 let _ = epoll::delete(epoll, &old.fd);
                 log!("a new connection from the emperor replaces the old one");
@@ -210,6 +233,37 @@ impl Supervisor<'_> {
                 log!("{why}: the emperor's connection is closed");
             } else {
                 log!("{why}: lost the emperor's connection; serving on");
+            }
+        }
+        if !e.draining
+            && let Some(log) = &e.log
+            && epoll::add(
+                epoll,
+                log,
+                epoll::EventData::new_u64(TOKEN_EMPEROR_LOG),
+                epoll::EventFlags::IN,
+            )
+            .is_ok()
+        {
+            e.draining = true;
+        }
+    }
+
+    /// Reads and drops what waits in the log FIFO (no emperor reads it).
+    pub(super) fn drain_log(&mut self) {
+        let Some(e) = self.emperor_mut() else {
+            return;
+        };
+        let Some(log) = &e.log else {
+            return;
+        };
+        let mut buf = [0u8; 16 * 1024];
+        loop {
+            match rustix::io::read(log, &mut buf) {
+                Ok(0) | Err(Errno::AGAIN) => return,
+                Ok(n) => e.dropped += n as u64,
+                Err(Errno::INTR) => {}
+                Err(_) => return,
             }
         }
     }

@@ -57,6 +57,8 @@ const TOKEN_STATS: u64 = 2;
 const TOKEN_CONTROL: u64 = 3;
 /// The emperor's connection.
 const TOKEN_EMPEROR: u64 = 4;
+/// The vassal's log FIFO, drained while no emperor is connected.
+const TOKEN_EMPEROR_LOG: u64 = 5;
 /// Plus the generation number.
 const TOKEN_ZYGOTE: u64 = 1 << 32;
 
@@ -392,6 +394,7 @@ impl<'r> Supervisor<'r> {
                     TOKEN_STATS => self.serve_stats(),
                     TOKEN_CONTROL => self.accept_emperor(),
                     TOKEN_EMPEROR => self.emperor_event(ev.flags),
+                    TOKEN_EMPEROR_LOG => self.drain_log(),
                     t if t > TOKEN_ZYGOTE => self.zygote_readable(t - TOKEN_ZYGOTE),
                     _ => {}
                 }
