@@ -105,7 +105,10 @@ fn a_thousand_files_with_a_third_broken_all_good_ones_serve() {
         Duration::from_secs(600),
         "every good vassal accepting",
         || {
-            let s = e.stats();
+            // A read may time out while the emperor is busiest: try again.
+            let Some(s) = e.try_stats() else {
+                return false;
+            };
             let list = s["vassals"].as_array().cloned().unwrap_or_default();
             list.iter().filter(|v| v["state"] == "accepting").count() == good.len()
         },
