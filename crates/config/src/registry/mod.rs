@@ -81,6 +81,9 @@ pub enum Part {
     Emperor,
     /// A vassal's identity, namespaces and cgroup limits, applied by the emperor.
     Vassal,
+    /// The jail the master builds and enters before any customer code runs: filesystem,
+    /// hooks, privilege drop, seccomp.
+    Jail,
 }
 
 impl Part {
@@ -96,6 +99,7 @@ impl Part {
             Part::Python => "Python (WSGI)",
             Part::Emperor => "The emperor",
             Part::Vassal => "Vassal identity, namespaces and limits (root-owned files only)",
+            Part::Jail => "The jail: filesystem, hooks, privilege drop (root-owned files only, but for the as-user phase)",
         }
     }
 }
