@@ -5,6 +5,7 @@ pub mod clone;
 pub mod exec;
 pub mod fd;
 pub mod fork;
+pub mod mount;
 pub mod netif;
 pub mod pass_fds;
 pub mod shm;

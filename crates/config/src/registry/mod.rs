@@ -99,7 +99,9 @@ impl Part {
             Part::Python => "Python (WSGI)",
             Part::Emperor => "The emperor",
             Part::Vassal => "Vassal identity, namespaces and limits (root-owned files only)",
-            Part::Jail => "The jail: filesystem, hooks, privilege drop (root-owned files only, but for the as-user phase)",
+            Part::Jail => {
+                "The jail: filesystem, hooks, privilege drop (root-owned files only, but for the as-user phase)"
+            }
         }
     }
 }
