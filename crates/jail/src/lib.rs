@@ -8,3 +8,5 @@
 //! - [`mount`]: the mount primitives, every target opened without following symlinks.
 //! - [`privileges`]: rlimits, groups, uid/gid, capabilities, no_new_privs.
 //! - [`seccomp`]: the filters, compiled from `seccomp/*.policy` at build time.
+
+pub mod seccomp;

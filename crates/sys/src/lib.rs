@@ -7,6 +7,7 @@ pub mod fd;
 pub mod fork;
 pub mod netif;
 pub mod pass_fds;
+pub mod seccomp;
 pub mod shm;
 pub mod sock;
 
