@@ -9,5 +9,4 @@
 //! - [`privileges`]: rlimits, groups, uid/gid, capabilities, no_new_privs.
 //! - [`seccomp`]: the filters, compiled from `seccomp/*.policy` at build time.
 
-pub mod hooks;
-pub mod mount;
+pub mod seccomp;

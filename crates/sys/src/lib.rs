@@ -8,6 +8,7 @@ pub mod fork;
 pub mod mount;
 pub mod netif;
 pub mod pass_fds;
+pub mod seccomp;
 pub mod shm;
 pub mod sock;
 
