@@ -25,6 +25,7 @@ use rustix::process::{Pid, PidfdFlags, Signal};
 use crate::control::{Control, Read};
 use crate::logs::{Drained, Log};
 use crate::policy::{self, VassalConfig};
+use crate::rundir;
 use crate::serve::{self, Client, Listener, Next, Service};
 use crate::settings::Settings;
 use crate::source::{Change, Entry, VassalSource};
@@ -145,6 +146,9 @@ pub(crate) struct Emperor {
     spawn_queue: std::collections::VecDeque<String>,
     /// Vassals whose control socket's epoll interest may need OUT (sends wait) or not.
     pending_interest: Vec<String>,
+    /// `RUN/vassals`, opened without following links: every vassal's folder is made, opened
+    /// and removed relative to it.
+    vassals_dir: OwnedFd,
     /// The lock that keeps a second emperor off this run dir.
     _lock: OwnedFd,
 }
@@ -187,6 +191,22 @@ impl Emperor {
         make_dir(&settings.run_dir.join("emperor"), 0o700).map_err(setup("the run dir"))?;
         make_dir(&settings.run_dir.join("vassals"), 0o755).map_err(setup("the run dir"))?;
         make_dir(&settings.log_dir, 0o750).map_err(setup("the log dir"))?;
+        // The folders the emperor keeps, checked through descriptors: `RUN/emperor` (control
+        // sockets, state, log FIFOs) is root's alone (0700); `RUN/vassals` is root's, and the
+        // vassals' folders in it are only ever reached through its descriptor.
+        let run_fd = rustix::fs::open(
+            &settings.run_dir,
+            rustix::fs::OFlags::PATH | rustix::fs::OFlags::DIRECTORY | rustix::fs::OFlags::CLOEXEC,
+            rustix::fs::Mode::empty(),
+        )
+        .map_err(|e| setup("the run dir")(e.into()))?;
+        rundir::check_run_dir(run_fd.as_fd(), &settings.run_dir)?;
+        drop(rundir::open_control_dir(
+            run_fd.as_fd(),
+            &settings.run_dir.join("emperor"),
+        )?);
+        let vassals_dir =
+            rundir::open_vassals_dir(run_fd.as_fd(), &settings.run_dir.join("vassals"))?;
         let lock_path = settings.run_dir.join("emperor").join("lock");
         let lock = rustix::fs::open(
             &lock_path,
@@ -236,6 +256,7 @@ impl Emperor {
             spawn_queue: std::collections::VecDeque::new(),
             last_usage: Instant::now(),
             usage_cursor: None,
+            vassals_dir,
             _lock: lock,
         };
         e.watch(e.signals.wake.as_fd(), token(KIND_SIGNALS, 0), false)?;
@@ -657,15 +678,18 @@ impl Emperor {
         let cg = v.cgroup.as_ref().ok_or("no cgroup")?;
         cg.apply(&cgroup_limits(&cfg))
             .map_err(|e| format!("cannot write its limits: {e}"))?;
-        // Its /run folder on the host (bound at /run in its jail by the next issue's work).
-        make_dir(&run_dir, 0o755).map_err(|e| format!("cannot make {}: {e}", run_dir.display()))?;
-        if let (Some(uid), gid) = (cfg.uid, cfg.gid) {
-            rustix::fs::chown(
-                &run_dir,
-                Some(rustix::fs::Uid::from_raw(uid)),
-                gid.map(rustix::fs::Gid::from_raw),
-            )
-            .map_err(|e| format!("cannot chown {}: {e}", run_dir.display()))?;
+        // Its /run folder on the host (the jail binds it at /run), made and handed over
+        // through descriptors: the customer may have planted anything there.
+        let owner = cfg
+            .uid
+            .unwrap_or_else(|| rustix::process::geteuid().as_raw());
+        let prepared = rundir::prepare(self.vassals_dir.as_fd(), name, &run_dir, owner, cfg.gid)
+            .map_err(|e| e.to_string())?;
+        if let Some(was) = &prepared.replaced {
+            log!(
+                "vassal {name}: {} was {was}, not a folder of uid {owner}: removed it and made the folder again",
+                run_dir.display()
+            );
         }
         // The control socket it will listen on; a stale one (a vassal killed with its
         // emperor) goes first.
@@ -706,6 +730,7 @@ impl Emperor {
             format!("{}=3", wire::CONTROL_FD),
             format!("{}=4", wire::CONFIG_FD),
             format!("{}=5", wire::LOG_FD),
+            format!("{}=6", wire::RUN_DIR_FD),
             format!("{}={name}", wire::VASSAL_NAME),
         ];
         let cwd = CString::new(v.cwd.as_os_str().as_encoded_bytes()).ok();
@@ -723,6 +748,7 @@ impl Emperor {
                 (listener_fd.as_fd(), 3),
                 (memfd.as_fd(), 4),
                 (log_hold.as_fd(), 5),
+                (prepared.fd.as_fd(), 6),
             ],
         };
         let extra_dirs = cfg.cgroup_dirs.clone();
@@ -738,7 +764,7 @@ impl Emperor {
         };
         let spawned = spawn::spawn(&request, &mut place).map_err(|e| e.to_string())?;
         drop(request);
-        drop((listener_fd, memfd, null, log_write, log_hold));
+        drop((listener_fd, memfd, null, log_write, log_hold, prepared));
         v.log.attach(log_read);
         let born = unix_now();
         let restarts = if v.spawned_once { v.restarts + 1 } else { 0 };
@@ -1046,8 +1072,11 @@ impl Emperor {
                 log!("vassal {name}: cannot remove its cgroup: {e}");
             }
         }
-        // std's remove_dir_all does not follow symlinks the customer may have put there.
-        let _ = fs_err::remove_dir_all(&run_dir);
+        // Through RUN/vassals' descriptor, with unlinkat: nothing the customer put there is
+        // followed.
+        if let Err(e) = rundir::remove(self.vassals_dir.as_fd(), name, &run_dir) {
+            log!("vassal {name}: {e}");
+        }
         v.log.close();
         log!("vassal {name}: removed");
     }

@@ -8,7 +8,8 @@
 //!   the emperor runs for a vassal file.
 //! - [`access`]: reading what a vassal file pulls in as the file's owner.
 //! - [`spawn`]: clone3 into new namespaces, placed in the cgroup before anything runs, exec.
-//! - `emperor`: the loop; `control`: the masters' control sockets; `logs`, `stats`, `serve`.
+//! - `emperor`: the loop; `control`: the masters' control sockets; `rundir`: the run dir and
+//!   the vassals' folders in it, touched only through descriptors; `logs`, `stats`, `serve`.
 
 pub mod access;
 mod control;
@@ -16,6 +17,7 @@ mod emperor;
 mod logs;
 pub mod name;
 pub mod policy;
+mod rundir;
 mod serve;
 pub mod settings;
 pub mod source;
@@ -28,6 +30,7 @@ use std::path::{Path, PathBuf};
 
 use liege_config::{HostFacts, Options};
 
+pub use rundir::RunDirError;
 pub use serve::ListenError;
 pub use settings::{Settings, SettingsError};
 
@@ -58,6 +61,8 @@ pub enum EmperorError {
     Source { origin: String, reason: String },
     #[error("cgroups: {0}")]
     Cgroups(String),
+    #[error("the run dir: {0}")]
+    RunDir(#[from] RunDirError),
     #[error("cannot set up {step}: {source}")]
     Setup {
         step: &'static str,

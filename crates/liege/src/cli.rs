@@ -1,5 +1,5 @@
-//! The command line: `liege config`, `liege --help`, `liege --version`, and uWSGI-style
-//! instance command lines (`liege --ini app.ini`, `liege app.yaml`, `liege --socket ...`).
+//! The command line: `liege config`, `liege request`, `liege --help`, `liege --version`, and
+//! uWSGI-style instance command lines (`liege --ini app.ini`, `liege app.yaml`, `liege --socket ...`).
 
 use std::io::Write;
 use std::process::ExitCode;
@@ -13,19 +13,21 @@ const USAGE: &str = "\
 usage: liege [OPTIONS] [FILE[:SECTION]...]    run an instance (uWSGI-style options and config files)
        liege config [--json] FILE[:SECTION]   print the options FILE resolves to, after every expansion
        liege docs options                     print docs/options.md, generated from the option registry
+       liege request [--run-dir DIR] [--uwsgi] VASSAL SOCKET [PATH]
+                                              GET PATH from a vassal's socket in its run dir, from the host
        liege --help | --version";
 
 /// Exit status for a bad config or command line.
 const BAD_CONFIG: u8 = 2;
 
-fn out(text: &str) {
+pub(crate) fn out(text: &str) {
     let mut stdout = std::io::stdout().lock();
     // A closed pipe (`liege config f | head`) is not an error worth reporting.
     let _ = stdout.write_all(text.as_bytes());
     let _ = stdout.flush();
 }
 
-fn err(text: &str) {
+pub(crate) fn err(text: &str) {
     let mut stderr = std::io::stderr().lock();
     let _ = writeln!(stderr, "{text}");
 }
@@ -53,6 +55,7 @@ pub(crate) fn run(args: &[String]) -> ExitCode {
     }
     match args.first().map(String::as_str) {
         Some("config") => config(&args[1..]),
+        Some("request") => crate::request::run(&args[1..]),
         Some("docs") if args.get(1).map(String::as_str) == Some("options") => {
             out(&registry::render_markdown());
             ExitCode::SUCCESS

@@ -5,6 +5,7 @@
 
 mod cli;
 mod host;
+mod request;
 
 use std::process::ExitCode;
 

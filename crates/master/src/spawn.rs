@@ -129,6 +129,7 @@ pub(crate) fn spawn(
         .env_remove(emperor::CONTROL_FD)
         .env_remove(emperor::CONFIG_FD)
         .env_remove(emperor::LOG_FD)
+        .env_remove(emperor::RUN_DIR_FD)
         .env(handoff::ROLE, role.as_str())
         .env(handoff::SOCKETS, &h.sockets_env)
         .env(handoff::OPTIONS_FD, options.as_raw_fd().to_string())

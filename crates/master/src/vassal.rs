@@ -7,7 +7,7 @@ use std::os::unix::fs::FileExt as _;
 
 use liege_config::{Options, Origin};
 use liege_proto::emperor::{
-    self, CONFIG_FD, CONTROL_FD, ConfigDecodeError, LOG_FD, MAX_FRAME, VASSAL_NAME,
+    self, CONFIG_FD, CONTROL_FD, ConfigDecodeError, LOG_FD, MAX_FRAME, RUN_DIR_FD, VASSAL_NAME,
 };
 use liege_sys::fd::InheritError;
 
@@ -20,6 +20,10 @@ pub struct Vassal {
     pub(crate) control: OwnedFd,
     /// A read end of the vassal's log FIFO ([`LOG_FD`]), when the emperor gave one.
     pub(crate) log: Option<OwnedFd>,
+    /// The vassal's run dir on the host ([`RUN_DIR_FD`]: `RUN/vassals/NAME`, an `O_PATH`
+    /// folder descriptor the emperor opened without following links), when the emperor gave
+    /// one; close-on-exec. The jail binds it at the vassal's /run.
+    pub run_dir: Option<OwnedFd>,
     /// The resolved options.
     pub options: Options,
     /// The [`emperor::config_digest`] of the encoded options.
@@ -81,8 +85,9 @@ fn take(var: &'static str, fd: i32) -> Result<OwnedFd, VassalError> {
 impl Vassal {
     /// Takes the emperor's handoff from the environment: `None` when neither descriptor is
     /// named there (an instance run by hand). Both descriptors become this process's own and
-    /// close-on-exec; the master's children never see them, nor the variables (the master
-    /// removes them from every child's environment).
+    /// close-on-exec (so do the optional log and run dir descriptors); the master's children
+    /// never see them, nor the variables (the master removes them from every child's
+    /// environment).
     pub fn from_env() -> Result<Option<Vassal>, VassalError> {
         let (control, config) = match (fd_in_env(CONTROL_FD)?, fd_in_env(CONFIG_FD)?) {
             (None, None) => return Ok(None),
@@ -117,12 +122,17 @@ impl Vassal {
             Some(n) => Some(take(LOG_FD, n)?),
             None => None,
         };
+        let run_dir = match fd_in_env(RUN_DIR_FD)? {
+            Some(n) => Some(take(RUN_DIR_FD, n)?),
+            None => None,
+        };
         let bytes = read_all(config_fd.as_fd(), config)?;
         let options = options_from_config(&bytes)?;
         Ok(Some(Vassal {
             name: std::env::var(VASSAL_NAME).ok(),
             control: control_fd,
             log,
+            run_dir,
             options,
             digest: emperor::config_digest(&bytes),
         }))

@@ -8,6 +8,8 @@
 //! |---|---|
 //! | [`CONTROL_FD`] | a listening unix stream socket; the emperor connects to it (one connection at a time) |
 //! | [`CONFIG_FD`] | a sealed memfd holding the resolved options, [`encode_config`]'s format |
+//! | [`LOG_FD`] | (optional) a read end of the vassal's log FIFO, drained while no emperor runs |
+//! | [`RUN_DIR_FD`] | (optional) an `O_PATH` descriptor of the vassal's run dir on the host, `RUN/vassals/NAME` |
 //! | [`VASSAL_NAME`] | the vassal's name (its file name without the extension) |
 //!
 //! On the control connection each side sends frames: a `u32` big-endian length of the rest,
@@ -26,6 +28,10 @@ pub const CONFIG_FD: &str = "LIEGE_EMPEROR_CONFIG_FD";
 /// it while no emperor is connected, so the vassal's writes to its output neither fail nor
 /// block while the emperor restarts.
 pub const LOG_FD: &str = "LIEGE_EMPEROR_LOG_FD";
+/// The descriptor number of the vassal's run dir on the host (`RUN/vassals/NAME`, owned by the
+/// vassal's uid), optional: an `O_PATH | O_DIRECTORY` descriptor the emperor opened without
+/// following links, which the jail binds at the vassal's /run.
+pub const RUN_DIR_FD: &str = "LIEGE_RUN_DIR_FD";
 /// The vassal's name.
 pub const VASSAL_NAME: &str = "LIEGE_VASSAL_NAME";
 

@@ -1,6 +1,7 @@
 //! The raw syscalls that need `unsafe`, each wrapped in a safe function whose doc states what the
 //! caller must keep true. Everything else in liege uses rustix's safe API or these.
 
+pub mod beneath;
 pub mod clone;
 pub mod exec;
 pub mod fd;

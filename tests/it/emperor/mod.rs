@@ -6,8 +6,11 @@
 //!   adoption after a kill -9, SIGHUP, SIGINT.
 //! - `isolation`: pid 1, hostname, IPC and network per vassal; memory, CPU and pids limits.
 //! - `files`: trust and tyrant rules; a thousand files, a third broken.
+//! - `rundir`: the vassals' run dirs from the host: `liege request`, planted symlinks,
+//!   removal (issue 5).
 
 mod files;
 mod guard;
 mod isolation;
 mod lifecycle;
+mod rundir;
