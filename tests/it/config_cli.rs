@@ -195,14 +195,14 @@ fn an_instance_refuses_unimplemented_uwsgi_options_and_names_them() {
     write(
         dir.path(),
         "v.ini",
-        "[uwsgi]\nbase = /srv\nlimit-as = 512\nidle = 30\n",
+        "[uwsgi]\nbase = /srv\nevil-reload-on-rss = 512\nidle = 30\n",
     );
     for args in [&["--ini", "v.ini"][..], &["v.ini"][..]] {
         let run = run_in(dir.path(), args);
         assert_eq!(run.code, Some(2), "{run:?}");
         assert!(
             run.stderr.contains(
-                "v.ini:3: `limit-as` is a uWSGI option that liege does not implement yet"
+                "v.ini:3: `evil-reload-on-rss` is a uWSGI option that liege does not implement yet"
             ),
             "{}",
             run.stderr

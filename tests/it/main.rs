@@ -5,6 +5,8 @@
 //! - `docs`: docs/options.md is what the registry generates.
 //! - `emperor`: the emperor and its vassals: lifecycle, namespaces, limits, trust (issue 4).
 //! - `frameworks`: Flask and Django from PyPI in a virtualenv; nginx `uwsgi_pass` in front.
+//! - `jail`: the jail, proved from inside jailed vassals; the host side of their run dirs;
+//!   a vassal jailed the uWSGI way (issue 5).
 //! - `lifecycle`: the master's supervision: respawn, harakiri, reloads under load, fairness,
 //!   prefork, stats, pid 1.
 //! - `server`: helpers to run instances and talk HTTP to them (no tests).
@@ -17,6 +19,7 @@ mod config_compat;
 mod docs;
 mod emperor;
 mod frameworks;
+mod jail;
 mod lifecycle;
 mod server;
 mod static_files;

@@ -485,6 +485,16 @@ impl Emperor {
                 refuse_emperor_options(&cfg.options)?;
                 liege_master::Plan::from_options_as(&cfg.options, liege_master::plan::Mode::Vassal)
                     .map_err(|e| e.to_string())?;
+                // The jail's options too (folders that must exist, sizes, hooks), so that a bad
+                // one is refused here, naming its line, rather than by a master that dies.
+                liege_jail::Jail::from_options(
+                    &cfg.options,
+                    &liege_jail::Context {
+                        name: Some(cfg.name.as_str()),
+                        vassal: true,
+                    },
+                )
+                .map_err(|e| e.to_string())?;
                 Ok(cfg)
             });
         if !self.vassals.contains_key(&name) {
@@ -1485,10 +1495,19 @@ fn cgroup_limits(cfg: &VassalConfig) -> liege_cgroups::Limits {
 }
 
 /// What needs a restart rather than a reload when it changes: the namespaces, the identity and
-/// the cgroup folders (the policy's key), and what a master binds once and keeps across its
-/// reloads (its sockets, stats socket and log file).
+/// the cgroup folders (the policy's key), the jail, and what a master binds once and keeps
+/// across its reloads (its sockets, stats socket and log file).
 fn restart_key(cfg: &VassalConfig) -> String {
     let mut key = format!("{:?}", cfg.restart_key());
+    // The jail is built once, as root, before the master drops its privileges: a change to it
+    // takes a new master.
+    for o in cfg.options.iter() {
+        if let liege_config::registry::Known::Liege(spec) = liege_config::registry::lookup(&o.key)
+            && spec.part == liege_config::registry::Part::Jail
+        {
+            key.push_str(&format!("|{}={}", spec.name, o.value));
+        }
+    }
     for k in [
         "socket",
         "http-socket",

@@ -1289,10 +1289,10 @@ mod tests {
             )
         );
         // A root option liege lacks: from a trusted file, not implemented.
-        let e = f.vassal("r.ini", "[uwsgi]\nhook-as-root = exec:id\n", 0o644, 0, 0);
+        let e = f.vassal("r.ini", "[uwsgi]\ncall-as-root = init\n", 0o644, 0, 0);
         assert!(
             f.load(&e).unwrap_err().ends_with(
-                ":2: `hook-as-root` is a uWSGI option that liege does not implement yet"
+                ":2: `call-as-root` is a uWSGI option that liege does not implement yet"
             )
         );
         // Placeholders stay placeholders.

@@ -72,6 +72,16 @@ impl Attr {
         self.0
     }
 
+    /// The flags to clear when `set` is set: the atime field is one value of several, which
+    /// the kernel takes only with the whole field cleared.
+    fn for_set(self, set: Attr) -> u64 {
+        if set.contains(Attr::NOATIME) {
+            self.0 | sys::ATTR_ATIME_MASK
+        } else {
+            self.0
+        }
+    }
+
     fn for_fsmount(self) -> MountAttrFlags {
         let mut f = MountAttrFlags::empty();
         for (attr, flag) in [
@@ -234,8 +244,14 @@ impl Detached {
     /// Sets the `set` flags and clears the `clear` ones, on every mount of the tree when
     /// `recursive`.
     pub fn set_attrs(&self, set: Attr, clear: Attr, recursive: bool) -> Result<(), MountError> {
-        sys::mount_setattr(self.fd.as_fd(), recursive, set.raw(), clear.raw(), None)
-            .map_err(|e| MountError::new(format!("setting {set} on {}", self.name), e))
+        sys::mount_setattr(
+            self.fd.as_fd(),
+            recursive,
+            set.raw(),
+            clear.for_set(set),
+            None,
+        )
+        .map_err(|e| MountError::new(format!("setting {set} on {}", self.name), e))
     }
 
     /// Attaches the mount onto the folder (or file) `target` refers to.
@@ -261,6 +277,22 @@ impl Detached {
 pub fn bind_nofollow(source: &Path, recursive: bool) -> Result<Detached, MountError> {
     let fd = open_nofollow(source)?;
     bind_fd(fd.as_fd(), recursive, &source.display().to_string())
+}
+
+/// A bind of the folder (or file) `source` (the tree below it too when `recursive`),
+/// detached, `source` resolved as usual (symlinks followed): for the paths of the host that
+/// only root can change (`/usr`, `/etc`, a distro root, `jail-opt`).
+pub fn bind_path(source: &Path, recursive: bool) -> Result<Detached, MountError> {
+    let mut flags = OpenTreeFlags::OPEN_TREE_CLONE | OpenTreeFlags::OPEN_TREE_CLOEXEC;
+    if recursive {
+        flags |= OpenTreeFlags::AT_RECURSIVE;
+    }
+    let fd = rustix::mount::open_tree(rustix::fs::CWD, source, flags)
+        .map_err(|e| MountError::new(format!("binding {}", source.display()), e))?;
+    Ok(Detached {
+        fd,
+        name: source.display().to_string(),
+    })
 }
 
 /// A bind of what `source` refers to (an `O_PATH` descriptor is enough), detached; `name`
@@ -329,8 +361,14 @@ pub fn set_attrs_at(
     propagation: Option<Propagation>,
     recursive: bool,
 ) -> Result<(), MountError> {
-    sys::mount_setattr(target, recursive, set.raw(), clear.raw(), propagation)
-        .map_err(|e| MountError::new(format!("setting {set} on {}", shown.display()), e))
+    sys::mount_setattr(
+        target,
+        recursive,
+        set.raw(),
+        clear.for_set(set),
+        propagation,
+    )
+    .map_err(|e| MountError::new(format!("setting {set} on {}", shown.display()), e))
 }
 
 /// Makes every mount of this mount namespace private (`MS_REC | MS_PRIVATE`), so that
@@ -342,17 +380,6 @@ pub fn make_rprivate() -> Result<(), MountError> {
         MountPropagationFlags::PRIVATE | MountPropagationFlags::REC,
     )
     .map_err(|e| MountError::new("making / recursively private", e))
-}
-
-/// Unmounts `path` (`detach`: lazily, `MNT_DETACH`), refusing to follow a symlink as its last
-/// component.
-pub fn unmount(path: &Path, detach: bool) -> Result<(), MountError> {
-    let mut flags = UnmountFlags::NOFOLLOW;
-    if detach {
-        flags |= UnmountFlags::DETACH;
-    }
-    rustix::mount::unmount(path, flags)
-        .map_err(|e| MountError::new(format!("unmounting {}", path.display()), e))
 }
 
 /// Makes the mount `new_root` refers to the root of this mount namespace and of the process,

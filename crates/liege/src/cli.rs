@@ -248,7 +248,7 @@ fn instance(args: &[String]) -> ExitCode {
         return emperor(&resolved);
     }
     // `liege config` only warns about uWSGI options liege lacks; an instance refuses them, so a
-    // migrated `limit-as` never silently does nothing.
+    // migrated `evil-reload-on-rss` never silently does nothing.
     let missing = unimplemented(&resolved);
     report(&instance_warnings(&resolved));
     if !missing.is_empty() {

@@ -15,7 +15,6 @@
 pub mod addr;
 mod backoff;
 pub mod exe;
-mod identity;
 pub mod owner;
 pub mod plan;
 mod sockets;
@@ -32,7 +31,6 @@ use liege_config::{Options, Origin};
 
 pub use addr::{Addr, AddrError};
 pub use exe::NotFound;
-pub use identity::IdentityError;
 pub use plan::{Mode, Plan, PlanError};
 pub use sockets::BindError;
 pub use vassal::{Vassal, VassalError};
@@ -77,12 +75,12 @@ pub enum RunError {
         step: &'static str,
         source: std::io::Error,
     },
-    #[error("{origin}: {source}")]
-    Identity {
-        /// The `uid` (or `gid`) entry.
-        origin: Origin,
-        source: IdentityError,
-    },
+    /// The jail's options cannot work (nothing was started).
+    #[error(transparent)]
+    JailPlan(liege_jail::JailError),
+    /// Entering the jail, or giving up root, failed.
+    #[error("the jail: {0}")]
+    Jail(liege_jail::JailError),
 }
 
 impl RunError {
@@ -90,11 +88,16 @@ impl RunError {
     /// for a failure of the system.
     pub fn exit_code(&self) -> u8 {
         match self {
-            RunError::Plan(_) | RunError::WorkerNotFound { .. } => 2,
+            // `hook-<phase> = exit:N`: the instance ends there, with that status.
+            RunError::Jail(liege_jail::JailError::Hook(h)) if h.exit_code().is_some() => h
+                .exit_code()
+                .and_then(|c| u8::try_from(c).ok())
+                .unwrap_or(1),
+            RunError::Plan(_) | RunError::WorkerNotFound { .. } | RunError::JailPlan(_) => 2,
             RunError::Logto { .. }
             | RunError::Bind { .. }
             | RunError::Setup { .. }
-            | RunError::Identity { .. } => 1,
+            | RunError::Jail(_) => 1,
         }
     }
 }
@@ -111,7 +114,13 @@ impl RunError {
 /// handlers for SIGCHLD, SIGHUP, SIGINT, SIGQUIT and SIGTERM, and reaps every child of the
 /// process.
 pub fn run(options: &Options, reload: &mut Reload<'_>, exe_dir: &Path) -> Result<u8, RunError> {
-    start(options, supervisor::Source::Files(reload), exe_dir)
+    start(
+        options,
+        supervisor::Source::Files(reload),
+        exe_dir,
+        None,
+        None,
+    )
 }
 
 /// Runs the master of a vassal, with the options its emperor resolved, until it is stopped
@@ -120,17 +129,35 @@ pub fn run(options: &Options, reload: &mut Reload<'_>, exe_dir: &Path) -> Result
 /// The master listens on the emperor's control socket (one connection at a time, from root
 /// only) and tells it what it does; it reloads with the options the emperor sends. The options
 /// the emperor applies itself (limits, cgroups, namespaces) are ignored here.
-pub fn run_vassal(vassal: Vassal, exe_dir: &Path) -> Result<u8, RunError> {
+pub fn run_vassal(mut vassal: Vassal, exe_dir: &Path) -> Result<u8, RunError> {
     let options = vassal.options.clone();
-    start(&options, supervisor::Source::emperor(vassal), exe_dir)
+    let name = vassal.name.clone();
+    let run_dir = vassal.run_dir.take();
+    start(
+        &options,
+        supervisor::Source::emperor(vassal),
+        exe_dir,
+        name.as_deref(),
+        run_dir,
+    )
 }
 
 fn start(
     options: &Options,
     source: supervisor::Source<'_>,
     exe_dir: &Path,
+    name: Option<&str>,
+    run_dir: Option<std::os::fd::OwnedFd>,
 ) -> Result<u8, RunError> {
     let plan = Plan::from_options_as(options, source.mode())?;
+    let jail = liege_jail::Jail::from_options(
+        options,
+        &liege_jail::Context {
+            name,
+            vassal: source.mode() == Mode::Vassal,
+        },
+    )
+    .map_err(RunError::JailPlan)?;
     let exe = exe::find(&plan.worker, exe_dir, &plan.plugins_dirs).map_err(|source| {
         RunError::WorkerNotFound {
             origin: plan.worker_origin.clone(),
@@ -149,6 +176,20 @@ fn start(
         std::process::id(),
         exe.path.display()
     );
+    // Whatever this process inherited stays out of its children: they get only the
+    // descriptors the master hands them.
+    liege_sys::exec::cloexec_from(3).map_err(|source| RunError::Setup {
+        step: "marking inherited descriptors close-on-exec",
+        source,
+    })?;
+    // As root: hooks, namespaces, the filesystem, the new root (docs/jail.md). The worker
+    // executable was opened above, so it need not be visible in the jail.
+    jail.enter(run_dir.as_ref().map(std::os::fd::AsFd::as_fd))
+        .map_err(RunError::Jail)?;
+    drop(run_dir);
+    if jail.is_jailed() {
+        log!("jailed");
+    }
     let mut bound = Vec::new();
     let setup = sockets::FileSetup {
         mode: plan.chmod_socket,
@@ -192,24 +233,44 @@ fn start(
         },
     };
     // Bound (and given to `chown-socket`) as root: from here on the master is who `uid` / `gid`
-    // say, before any worker or zygote exists.
-    if let Some(id) = &plan.identity {
-        if let Err(source) = identity::drop_to(id) {
-            sockets::vacuum(&bound);
-            sockets::vacuum(stats.as_slice());
-            return Err(RunError::Identity {
-                origin: id.origin.clone(),
-                source,
-            });
-        }
+    // say, with no capability, no_new_privs and the seccomp filters when jailed, before any
+    // worker or zygote exists.
+    let (uid, gid) = match &plan.identity {
+        Some(id) => (id.uid, id.gid),
+        None => (None, rustix::process::getgid().as_raw()),
+    };
+    if let Err(e) = jail.drop_privileges(uid, gid) {
+        sockets::vacuum(&bound);
+        sockets::vacuum(stats.as_slice());
+        return Err(RunError::Jail(e));
+    }
+    // listen() again: the kernel records a listener's credentials at listen(), and the host
+    // side (a router, `liege request`) checks a vassal socket's peer is the vassal's uid
+    // (SO_PEERCRED). They were root's, who bound it.
+    for b in bound.iter().chain(stats.iter()) {
+        let _ = rustix::net::listen(&b.fd, plan.listen);
+    }
+    if plan.identity.is_some() || jail.is_jailed() {
         log!(
-            "running as uid {} gid {}",
+            "running as uid {} gid {}{}",
             rustix::process::getuid().as_raw(),
-            rustix::process::getgid().as_raw()
+            rustix::process::getgid().as_raw(),
+            if jail.seccomp.is_empty() {
+                ""
+            } else {
+                ", no capabilities, no_new_privs, seccomp"
+            }
         );
     }
     let env = supervisor::sockets_env(&plan, &bound);
-    let mut master = supervisor::Supervisor::new(source, exe_dir.to_path_buf(), bound, env, stats)?;
+    let mut master = supervisor::Supervisor::new(
+        source,
+        exe_dir.to_path_buf(),
+        bound,
+        env,
+        jail.hooks.environment(),
+        stats,
+    )?;
     let result = master.run(plan, exe);
     let (bound, stats, vacuum) = master.into_sockets();
     if vacuum {

@@ -83,6 +83,8 @@ pub(crate) struct Handoff<'a> {
     /// The sealed options memfd of the generation.
     pub(crate) options: BorrowedFd<'a>,
     pub(crate) scoreboard: BorrowedFd<'a>,
+    /// What the `putenv` hooks set (`None`: removed), in order.
+    pub(crate) env: &'a [(std::ffi::OsString, Option<std::ffi::OsString>)],
 }
 
 /// Writes the options list into a sealed memfd, made once per generation.
@@ -134,6 +136,12 @@ pub(crate) fn spawn(
         .env(handoff::SOCKETS, &h.sockets_env)
         .env(handoff::OPTIONS_FD, options.as_raw_fd().to_string())
         .env(handoff::SCOREBOARD_FD, h.scoreboard.as_raw_fd().to_string());
+    for (name, value) in h.env {
+        match value {
+            Some(v) => cmd.env(name, v),
+            None => cmd.env_remove(name),
+        };
+    }
     match slot {
         Some(id) => cmd.env(handoff::WORKER_ID, id.to_string()),
         None => cmd.env_remove(handoff::WORKER_ID),
@@ -245,6 +253,7 @@ mod tests {
             sockets_env: format!("{},http,test", listen.as_raw_fd()),
             options: opts.as_fd(),
             scoreboard: board.as_fd(),
+            env: &[],
         };
         let child = spawn(&h, Role::Worker, Some(3), None).unwrap();
         let status = rustix::process::waitpid(

@@ -262,6 +262,22 @@ pub fn unshare_cgroup() -> std::io::Result<()> {
     Ok(())
 }
 
+/// Moves the calling process into new namespaces of the kinds `ns` names (`unshare(2)`), as
+/// uWSGI's `unshare` option does in a master run by hand. A new pid namespace holds the
+/// caller's next child, not the caller.
+pub fn unshare(ns: Namespaces) -> std::io::Result<()> {
+    let flags = libc::c_int::try_from(ns.bits())
+        .map_err(|_| std::io::Error::from_raw_os_error(libc::EINVAL))?;
+    // SAFETY: unshare(2) with namespace flags only changes which namespaces this process is
+    // in; it touches no memory. The caller is single-threaded for CLONE_NEWNS (the kernel
+    // refuses it otherwise).
+    let ret = unsafe { libc::unshare(flags) };
+    if ret == -1 {
+        return Err(std::io::Error::last_os_error());
+    }
+    Ok(())
+}
+
 /// Ends the calling process at once with `code` (`_exit`): no destructor, atexit handler or stdio
 /// flush runs. The way out of a cloned child that failed before exec, which must never return or
 /// unwind into the code it was cloned from.

@@ -2,6 +2,7 @@
 //! caller must keep true. Everything else in liege uses rustix's safe API or these.
 
 pub mod beneath;
+pub mod caps;
 pub mod clone;
 pub mod exec;
 pub mod fd;

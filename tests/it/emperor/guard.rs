@@ -265,6 +265,54 @@ impl Emperor {
         )
     }
 
+    /// Customer `name`'s home on the host: `homes/NAME`, owned by `uid`, mode 0700, holding a
+    /// copy of each test app (made on first use).
+    pub(crate) fn home(&self, name: &str, uid: u32) -> PathBuf {
+        let homes = self.dir.path().join("homes");
+        if !homes.exists() {
+            fs_err::create_dir(&homes).unwrap();
+            fs_err::set_permissions(&homes, std::fs::Permissions::from_mode(0o755)).unwrap();
+        }
+        let home = homes.join(name);
+        if !home.exists() {
+            fs_err::create_dir(&home).unwrap();
+            for app in ["hello.py", "shell.py"] {
+                fs_err::copy(self.apps.join(app), home.join(app)).unwrap();
+                std::os::unix::fs::chown(home.join(app), Some(uid), Some(uid)).unwrap();
+            }
+            std::os::unix::fs::chown(&home, Some(uid), Some(uid)).unwrap();
+            fs_err::set_permissions(&home, std::fs::Permissions::from_mode(0o700)).unwrap();
+        }
+        home
+    }
+
+    /// A jailed vassal's ini (`jail-root = host`, running as `uid`): `app` from its home
+    /// (`/home/NAME` in the jail), listening on `/run/app.sock`, which the host reaches as
+    /// [`Emperor::jail_addr`]; `extra` lines at the end.
+    pub(crate) fn jailed_ini(&self, name: &str, uid: u32, app: &str, extra: &str) -> String {
+        let home = self.home(name, uid);
+        format!(
+            "[uwsgi]\nhttp-socket = /run/app.sock\nwsgi-file = /home/{name}/{app}\nprocesses = 1\n\
+             vacuum = true\nuid = {uid}\ngid = {uid}\njail-root = host\njail-home = {}\n{extra}",
+            home.display()
+        )
+    }
+
+    /// Where the host reaches a jailed vassal's `/run/app.sock`.
+    pub(crate) fn jail_addr(&self, name: &str) -> Addr {
+        Addr::Unix(self.run.join("vassals").join(name).join("app.sock"))
+    }
+
+    /// Waits until the jailed vassal `name` answers `GET /` with 200.
+    pub(crate) fn wait_jailed(&self, name: &str) {
+        let addr = self.jail_addr(name);
+        self.eventually(
+            Duration::from_secs(30),
+            &format!("jailed vassal {name} serving"),
+            || get(&addr, "/").is_ok_and(|r| r.status == 200),
+        );
+    }
+
     pub(crate) fn sock_path(&self, name: &str) -> PathBuf {
         self.sockets.join(format!("{name}.sock"))
     }

@@ -1,6 +1,7 @@
-//! What keeps customers apart, checked from inside real vassals: namespaces (pid 1, hostname,
-//! IPC, network) and the cgroup limits (memory, CPU, processes), with two vassals of two
-//! customers (uids) running `shell.py`, a test-only app that runs the command it is sent.
+//! What keeps customers apart, checked from inside real jailed vassals: namespaces (pid 1,
+//! hostname, IPC, network) and the cgroup limits (memory, CPU, processes), with two vassals of
+//! two customers (uids), each jailed (`jail-root = host`) and running `shell.py`, a test-only
+//! app that runs the command it is sent. tests/it/jail checks the rest of the jail.
 
 use std::time::{Duration, Instant};
 
@@ -10,7 +11,7 @@ use crate::server::{Addr, get, request};
 const LONG: Duration = Duration::from_secs(30);
 
 /// Runs `command` in the vassal behind `addr`: (exit status, output).
-fn sh(addr: &Addr, command: &str) -> (String, String) {
+pub(crate) fn sh(addr: &Addr, command: &str) -> (String, String) {
     let raw = format!(
         "POST /run HTTP/1.1\r\nHost: t\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{command}",
         command.len()
@@ -22,38 +23,24 @@ fn sh(addr: &Addr, command: &str) -> (String, String) {
     (code.to_owned(), out.to_owned())
 }
 
-fn info(addr: &Addr) -> serde_json::Value {
+pub(crate) fn info(addr: &Addr) -> serde_json::Value {
     serde_json::from_str(&get(addr, "/info").expect("GET /info").text()).expect("json")
 }
 
-/// Two customers: `a` (uid 10001) and `b` (uid 10002), each with `extra` options.
-fn two_customers(extra_a: &str, extra_b: &str) -> Emperor {
+/// Two customers, jailed: `a` (uid 10001) and `b` (uid 10002), each with `extra` options.
+pub(crate) fn two_customers(extra_a: &str, extra_b: &str) -> Emperor {
     let e = Emperor::start(&[]);
-    e.write_vassal(
-        "a.ini",
-        &e.app_ini(
-            "a",
-            "shell.py",
-            &format!("uid = 10001\ngid = 10001\n{extra_a}"),
-        ),
-    );
-    e.write_vassal(
-        "b.ini",
-        &e.app_ini(
-            "b",
-            "shell.py",
-            &format!("uid = 10002\ngid = 10002\n{extra_b}"),
-        ),
-    );
-    e.wait_serving("a");
-    e.wait_serving("b");
+    e.write_vassal("a.ini", &e.jailed_ini("a", 10001, "shell.py", extra_a));
+    e.write_vassal("b.ini", &e.jailed_ini("b", 10002, "shell.py", extra_b));
+    e.wait_jailed("a");
+    e.wait_jailed("b");
     e
 }
 
 #[test]
 fn each_vassal_has_its_own_pid_1_hostname_ipc_and_network() {
     let e = two_customers("", "");
-    let (a, b) = (e.addr("a"), e.addr("b"));
+    let (a, b) = (e.jail_addr("a"), e.jail_addr("b"));
     let (ia, ib) = (info(&a), info(&b));
     assert_eq!(
         ia["ppid"], 1,
@@ -97,7 +84,7 @@ fn each_vassal_has_its_own_pid_1_hostname_ipc_and_network() {
 #[test]
 fn a_memory_hog_is_killed_inside_its_cgroup_while_the_other_customer_answers() {
     let e = two_customers("memory-limit = 96m\n", "");
-    let (a, b) = (e.addr("a"), e.addr("b"));
+    let (a, b) = (e.jail_addr("a"), e.jail_addr("b"));
     let hog = std::thread::spawn(move || {
         sh(
             &a,
@@ -124,7 +111,7 @@ fn a_memory_hog_is_killed_inside_its_cgroup_while_the_other_customer_answers() {
     });
     assert_eq!(e.vassal("b").unwrap()["oom_kills"].as_u64().unwrap_or(0), 0);
     assert_eq!(
-        get(&e.addr("a"), "/").unwrap().status,
+        get(&e.jail_addr("a"), "/").unwrap().status,
         200,
         "a itself goes on"
     );
@@ -153,7 +140,7 @@ fn a_cpu_hog_stays_near_its_quota() {
     let start = Instant::now();
     // Two busy loops (this machine has two cores) for 3 s of wall time.
     let (code, _) = sh(
-        &e.addr("a"),
+        &e.jail_addr("a"),
         "timeout 3 sh -c 'while :; do :; done' & timeout 3 sh -c 'while :; do :; done'; wait; echo done",
     );
     assert_eq!(code, "0");
@@ -171,7 +158,7 @@ fn a_cpu_hog_stays_near_its_quota() {
 #[test]
 fn a_fork_bomb_stops_at_the_pids_limit_and_the_vassal_recovers() {
     let e = two_customers("pids-limit = 40\n", "");
-    let (a, b) = (e.addr("a"), e.addr("b"));
+    let (a, b) = (e.jail_addr("a"), e.jail_addr("b"));
     let pids_max = controller_dir("pids")
         .unwrap()
         .join(&e.cgroup_root)

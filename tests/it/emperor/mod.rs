@@ -10,7 +10,7 @@
 //!   removal (issue 5).
 
 mod files;
-mod guard;
-mod isolation;
+pub(crate) mod guard;
+pub(crate) mod isolation;
 mod lifecycle;
 mod rundir;

@@ -309,6 +309,12 @@ impl Hooks {
         Ok(())
     }
 
+    /// The environment changes of the `putenv` hooks run so far, in order (`None`: removed),
+    /// for the processes the master starts later (workers).
+    pub fn environment(&self) -> Vec<(OsString, Option<OsString>)> {
+        self.env.borrow().clone()
+    }
+
     /// Gives `cmd` the environment changes of the `putenv` hooks run so far, in order.
     pub fn apply_environment(&self, cmd: &mut Command) {
         for (name, value) in self.env.borrow().iter() {

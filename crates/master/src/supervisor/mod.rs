@@ -195,6 +195,8 @@ pub(crate) struct Supervisor<'r> {
     exe_dir: PathBuf,
     sockets: Vec<Bound>,
     sockets_env: String,
+    /// What the `putenv` hooks set, for every worker.
+    hook_env: Vec<(std::ffi::OsString, Option<std::ffi::OsString>)>,
     stats: Option<Bound>,
     epoll: OwnedFd,
     signals: Signals,
@@ -280,6 +282,7 @@ impl<'r> Supervisor<'r> {
         exe_dir: PathBuf,
         sockets: Vec<Bound>,
         sockets_env: String,
+        hook_env: Vec<(std::ffi::OsString, Option<std::ffi::OsString>)>,
         stats: Option<Bound>,
     ) -> Result<Self, RunError> {
         let setup = |step: &'static str| {
@@ -315,6 +318,7 @@ impl<'r> Supervisor<'r> {
             exe_dir,
             sockets,
             sockets_env,
+            hook_env,
             stats,
             epoll,
             signals,
@@ -900,6 +904,7 @@ impl<'r> Supervisor<'r> {
             sockets_env: self.sockets_env.clone(),
             options: g.options.as_fd(),
             scoreboard: board.fd.as_fd(),
+            env: &self.hook_env,
         })
     }
 
