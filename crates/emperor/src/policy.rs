@@ -350,10 +350,10 @@ const ROOT_PREFIXES: &[&str] = &[
 /// every option of the emperor, and uWSGI's root options (hooks, mounts, jails, capabilities,
 /// namespaces, rlimits, cgroups...).
 pub fn is_privileged(key: &str) -> bool {
-    if let Known::Liege(spec) = registry::lookup(key)
-        && (spec.privileged || spec.part == Part::Emperor)
-    {
-        return true;
+    // For the options liege implements, the registry says (`hook-as-user` and `exec-as-user`
+    // run as the customer, after the drop, under the seccomp filter: a customer may write them).
+    if let Known::Liege(spec) = registry::lookup(key) {
+        return spec.privileged || spec.part == Part::Emperor;
     }
     ROOT_NAMES.contains(&key) || ROOT_PREFIXES.iter().any(|p| key.starts_with(p))
 }
@@ -1597,6 +1597,17 @@ mod tests {
             "limit-nproc",
             "rlimit-nofile",
             "max-fd",
+            "jail-root",
+            "jail-home",
+            "jail-home-target",
+            "jail-opt",
+            "jail-seccomp",
+            "jail-deny-wx",
+            "jailed",
+            "hostname",
+            "binsh",
+            "mount-post-jail",
+            "hook-post-jail",
         ] {
             assert!(is_privileged(key), "{key}");
         }
@@ -1611,6 +1622,8 @@ mod tests {
             "mountdir",
             "vassal_name",
             "base",
+            "hook-as-user",
+            "exec-as-user",
         ] {
             assert!(!is_privileged(key), "{key}");
         }

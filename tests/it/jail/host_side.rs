@@ -105,3 +105,45 @@ fn a_symlink_planted_in_the_home_does_not_redirect_a_root_mount() {
     let (_, passwd) = sh(&a, "grep -c '^root:' /etc/passwd");
     assert_eq!(passwd.trim(), "1");
 }
+
+#[test]
+fn a_customers_own_file_cannot_loosen_its_jail_but_may_run_as_user_hooks() {
+    let e = Emperor::start(&[]);
+    let chown = |path: &std::path::Path, uid: u32| {
+        std::os::unix::fs::chown(path, Some(uid), Some(uid)).unwrap();
+    };
+    // Owned by the customer (uid 10004): `jail-seccomp = none` is a root-only option.
+    let tmp = e.dir().join("loose.ini");
+    fs_err::write(
+        &tmp,
+        e.app_ini("loose", "hello.py", "jail-seccomp = none\n"),
+    )
+    .unwrap();
+    chown(&tmp, 10004);
+    fs_err::rename(&tmp, e.vassals.join("loose.ini")).unwrap();
+    e.eventually(Duration::from_secs(30), "the refusal", || {
+        e.vassal("loose").is_some_and(|v| v["state"] == "broken")
+    });
+    let v = e.vassal("loose").unwrap();
+    let why = v["last_error"].as_str().unwrap_or_default();
+    assert!(
+        why.contains("loose.ini:6") && why.contains("jail-seccomp"),
+        "{v}"
+    );
+    // An `exec-as-user` hook of its own runs, as the customer, once root is given up.
+    let tmp = e.dir().join("mine.ini");
+    let marker = e.dir().join("sockets").join("as-user-marker");
+    fs_err::write(
+        &tmp,
+        e.app_ini(
+            "mine",
+            "hello.py",
+            &format!("exec-as-user = id -u > {}\n", marker.display()),
+        ),
+    )
+    .unwrap();
+    chown(&tmp, 10004);
+    fs_err::rename(&tmp, e.vassals.join("mine.ini")).unwrap();
+    e.wait_serving("mine");
+    assert_eq!(fs_err::read_to_string(&marker).unwrap().trim(), "10004");
+}
