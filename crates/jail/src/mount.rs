@@ -182,17 +182,19 @@ pub fn mkdir_beneath(dir: BorrowedFd<'_>, path: &Path, mode: u32) -> Result<Owne
     Ok(current)
 }
 
-/// Makes an empty file at `path` below `dir` (its folders too), the mount point of a file bind,
-/// and returns an `O_PATH` descriptor of it; never follows a symlink.
-pub fn file_beneath(dir: BorrowedFd<'_>, path: &Path, mode: u32) -> Result<OwnedFd, MountError> {
-    let what = || format!("making the file {}", path.display());
+/// The folder that will hold `path` (below `dir`, made if missing, never through a symlink),
+/// opened for real (an `O_PATH` descriptor cannot create), and the last name of `path`.
+fn parent_beneath<'p>(
+    dir: BorrowedFd<'_>,
+    path: &'p Path,
+    what: &dyn Fn() -> String,
+) -> Result<(OwnedFd, OwnedFd, &'p std::ffi::OsStr), MountError> {
     let rel = relative(path);
     let (parent, name) = match (rel.parent(), rel.file_name()) {
         (Some(p), Some(n)) => (p, n),
         _ => return Err(MountError::new(what(), Errno::INVAL)),
     };
     let parent = mkdir_beneath(dir, parent, 0o755)?;
-    // An O_PATH descriptor cannot create: open the folder for real, beneath `dir` as before.
     let real = rustix::fs::openat(
         &parent,
         ".",
@@ -200,34 +202,28 @@ pub fn file_beneath(dir: BorrowedFd<'_>, path: &Path, mode: u32) -> Result<Owned
         Mode::empty(),
     )
     .map_err(|e| MountError::new(what(), e))?;
-    match rustix::fs::openat(
+    Ok((parent, real, name))
+}
+
+/// Makes an empty file at `path` below `dir` (its folders too), the mount point of a file bind,
+/// and returns an `O_PATH` descriptor of it; never follows a symlink.
+pub fn file_beneath(dir: BorrowedFd<'_>, path: &Path, mode: u32) -> Result<OwnedFd, MountError> {
+    let what = || format!("making the file {}", path.display());
+    let (parent, real, name) = parent_beneath(dir, path, &what)?;
+    rustix::fs::openat(
         &real,
         name,
         OFlags::CREATE | OFlags::WRONLY | OFlags::NOFOLLOW | OFlags::CLOEXEC,
         Mode::from_raw_mode(mode),
-    ) {
-        Ok(_) => {}
-        Err(e) => return Err(MountError::new(what(), e)),
-    }
+    )
+    .map_err(|e| MountError::new(what(), e))?;
     open_beneath(parent.as_fd(), Path::new(name))
 }
 
 /// Makes the symlink `link` (below `dir`) pointing to `target`, which is kept as written.
 pub fn symlink_beneath(dir: BorrowedFd<'_>, target: &str, link: &Path) -> Result<(), MountError> {
     let what = || format!("making the symlink {} -> {target}", link.display());
-    let rel = relative(link);
-    let (parent, name) = match (rel.parent(), rel.file_name()) {
-        (Some(p), Some(n)) => (p, n),
-        _ => return Err(MountError::new(what(), Errno::INVAL)),
-    };
-    let parent = mkdir_beneath(dir, parent, 0o755)?;
-    let real = rustix::fs::openat(
-        &parent,
-        ".",
-        OFlags::DIRECTORY | OFlags::CLOEXEC | OFlags::RDONLY,
-        Mode::empty(),
-    )
-    .map_err(|e| MountError::new(what(), e))?;
+    let (_, real, name) = parent_beneath(dir, link, &what)?;
     rustix::fs::symlinkat(target, &real, name).map_err(|e| MountError::new(what(), e))
 }
 
