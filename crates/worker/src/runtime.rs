@@ -71,6 +71,11 @@ fn env_fd(var: &'static str) -> Result<OwnedFd, RuntimeError> {
 
 /// The entry point of every language worker executable.
 pub fn main<L: Language>(lang: L) -> ExitCode {
+    // The master starts workers from a descriptor (`/proc/self/fd/N`), which would leave `N` as
+    // the process's name in `ps` and /proc/PID/comm: name it for its language instead.
+    if let Ok(name) = std::ffi::CString::new(format!("liege-{}", lang.name())) {
+        let _ = rustix::thread::set_name(&name);
+    }
     match run(&lang) {
         Ok(code) => code,
         Err(e) => {

@@ -29,6 +29,10 @@ fn a_vassal_sees_only_its_own_processes_files_and_sockets() {
     for row in &rows {
         assert_eq!(row[0], "10001", "only the customer's processes: {ps}");
     }
+    assert!(
+        rows.iter().any(|r| r.get(2) == Some(&"liege-python")),
+        "the worker goes by its name: {ps}"
+    );
     // The worker's parent is pid 1, the master; root's and the master's entries are hidden
     // (hidepid=invisible; the master is not dumpable once it dropped to the customer's uid).
     let (_, ppid) = sh(&a, "grep '^PPid:' /proc/$PPID/status");
