@@ -5,5 +5,6 @@
 
 pub mod emperor;
 pub mod handoff;
+pub mod router;
 pub mod scoreboard;
 pub mod uwsgi;
