@@ -56,6 +56,8 @@ pub(crate) fn run(args: &[String]) -> ExitCode {
     match args.first().map(String::as_str) {
         Some("config") => config(&args[1..]),
         Some("request") => crate::request::run(&args[1..]),
+        // Not in the usage: the emperor (or a master) starts it, with its descriptors.
+        Some(liege_master::gateway::SUBCOMMAND) => crate::gateway::run(&args[1..]),
         Some("docs") if args.get(1).map(String::as_str) == Some("options") => {
             out(&registry::render_markdown());
             ExitCode::SUCCESS

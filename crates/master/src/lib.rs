@@ -15,6 +15,7 @@
 pub mod addr;
 mod backoff;
 pub mod exe;
+pub mod gateway;
 pub mod owner;
 pub mod plan;
 mod sockets;
