@@ -1542,19 +1542,17 @@ impl Emperor {
             return;
         };
         for v in self.vassals.values_mut() {
-            let mut errors: Vec<String> = v
-                .route
-                .as_ref()
-                .map(|s| s.warnings.clone())
-                .unwrap_or_default();
-            let new = refused.remove(&v.name).unwrap_or_default();
-            for m in &new {
+            // Refused claims first: the stats' `last_error` shows the first.
+            let mut errors = refused.remove(&v.name).unwrap_or_default();
+            for m in &errors {
                 if !v.route_errors.contains(m) {
                     log!("vassal {}: {m}", v.name);
                     v.log.note(m);
                 }
             }
-            errors.extend(new);
+            if let Some(spec) = &v.route {
+                errors.extend(spec.warnings.iter().cloned());
+            }
             v.route_errors = errors;
         }
     }
