@@ -545,7 +545,13 @@ impl Emperor {
                 // too: a bad domain names its line.
                 let route = match &self.router {
                     Some(r) => Some(r.spec_of(cfg.name.as_str(), &cfg, &entry.reader.folder())?),
-                    None => None,
+                    None => {
+                        // No router here: still no `http` in a vassal file.
+                        for w in crate::routes::router_options(&cfg.options)? {
+                            log!("vassal {}: {w}", cfg.name);
+                        }
+                        None
+                    }
                 };
                 Ok((cfg, route))
             });

@@ -164,18 +164,25 @@ impl Router {
         run_dir: &Path,
         passwd: &Path,
     ) -> Result<Router, RouterError> {
-        let bound = setup.config.bind()?;
-        let own_certs = setup.config.read_certs()?;
         // A router left by an emperor that was killed exits once its control socket closes;
-        // whatever is still in its cgroup goes now.
+        // whatever is still in its cgroup goes now, before the ports it may still hold are
+        // bound again.
         let cgroup = match tree.get(NAME) {
             Ok(Some(cg)) => {
                 let _ = cg.kill_all();
+                let start = Instant::now();
+                while cg.is_populated().unwrap_or(false)
+                    && start.elapsed() < std::time::Duration::from_secs(5)
+                {
+                    std::thread::sleep(std::time::Duration::from_millis(10));
+                }
                 Some(cg)
             }
             _ => None,
         };
         let cgroup = cgroup.or_else(|| tree.create(NAME, 0o700).ok());
+        let bound = setup.config.bind()?;
+        let own_certs = setup.config.read_certs()?;
         let (read, write) = rustix::pipe::pipe_with(
             rustix::pipe::PipeFlags::CLOEXEC | rustix::pipe::PipeFlags::NONBLOCK,
         )

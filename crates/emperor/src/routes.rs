@@ -120,6 +120,33 @@ fn route_socket(options: &Options, vassal: &str, run_dir: &Path) -> Option<(Stri
     })
 }
 
+/// The options of the router's own instance in a vassal file: those that would run or steer a
+/// router (`http`, `https`, `http-to`, `http-uid`...) refuse the file, naming the line (a
+/// vassal is reached through the emperor's router by its domains); its tunables are only
+/// warned about. Checked whether the emperor runs a router or not.
+pub(crate) fn router_options(options: &Options) -> Result<Vec<String>, String> {
+    let mut warnings = Vec::new();
+    for o in options.iter() {
+        let Known::Liege(s) = registry::lookup(&o.key) else {
+            continue;
+        };
+        if s.part != Part::Router || VASSAL_KEYS.contains(&s.name) {
+            continue;
+        }
+        if s.privileged {
+            return Err(format!(
+                "{}: `{}` is an option of the instance that runs the HTTP router (the emperor), not of a vassal\nhint: the emperor's router reaches a vassal by its `domain` lines",
+                o.origin, o.key
+            ));
+        }
+        warnings.push(format!(
+            "{}: `{}` is not used: only the instance that runs the HTTP router (the emperor) reads it",
+            o.origin, o.key
+        ));
+    }
+    Ok(warnings)
+}
+
 /// Reads what a vassal's resolved options tell the router. `read` reads a file (a certificate,
 /// an `@FILE` of `subscribe-to`) with the vassal's rights; relative paths are taken from
 /// `cwd`, the folder of its file. A value that cannot work refuses the vassal (file and line);
@@ -189,25 +216,10 @@ pub(crate) fn spec_of(
             "limit-post" => {
                 spec.limit_post = parse_size(&o.value).filter(|n| *n > 0);
             }
-            _ => {
-                if let Known::Liege(s) = registry::lookup(key)
-                    && s.part == Part::Router
-                    && !VASSAL_KEYS.contains(&s.name)
-                {
-                    if s.privileged {
-                        return Err(format!(
-                            "{}: `{}` is an option of the instance that runs the HTTP router (the emperor), not of a vassal\nhint: the emperor's router reaches a vassal by its `domain` lines",
-                            o.origin, o.key
-                        ));
-                    }
-                    spec.warnings.push(format!(
-                        "{}: `{}` is not used: only the instance that runs the HTTP router (the emperor) reads it",
-                        o.origin, o.key
-                    ));
-                }
-            }
+            _ => {}
         }
     }
+    spec.warnings = router_options(options)?;
     for files in gw::sni_entries(options, cwd).map_err(|e| e.to_string())? {
         match gw::read_cert(&files, read, Some(name)) {
             Ok(cert) => spec.sni.push((cert, files.origin.clone())),

@@ -135,6 +135,8 @@ fn drop_privileges(identity: Option<(u32, u32)>) -> Result<(), String> {
 
 /// Runs the router's process (see the module).
 pub(crate) fn run(args: &[String]) -> ExitCode {
+    // Exec'd from /proc/self/fd/N, it would show as N in `ps`.
+    let _ = rustix::thread::set_name(c"liege-router");
     let identity = match parse_args(args) {
         Ok(i) => i,
         Err(e) => {

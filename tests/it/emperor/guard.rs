@@ -169,9 +169,16 @@ impl Emperor {
             .expect("log")
             .into_parts()
             .0;
+        // Its loopback up (a new network namespace has it down), so that a router it runs on
+        // 127.0.0.1 can be reached; `exec` keeps the emperor's pid the child's.
         let child = Command::new("unshare")
-            .arg("--net")
-            .arg("--")
+            .args([
+                "--net",
+                "--",
+                "sh",
+                "-c",
+                "ip link set lo up && exec \"$0\" \"$@\"",
+            ])
             .arg(env!("CARGO_BIN_EXE_liege"))
             .args(&self.args)
             .stdin(Stdio::null())

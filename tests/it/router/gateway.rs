@@ -162,3 +162,146 @@ fn vassals_are_served_by_domain_through_an_unprivileged_router() {
         get("a.test").is_ok_and(|r| r.status == 200 && r.body.starts_with(b"{"))
     });
 }
+
+/// A self-signed certificate for `name` (EC P-256) and its key, PEM, in `dir`.
+fn certificate(dir: &std::path::Path, name: &str) -> (std::path::PathBuf, std::path::PathBuf) {
+    let crt = dir.join(format!("{name}.crt"));
+    let key = dir.join(format!("{name}.key"));
+    let out = std::process::Command::new("openssl")
+        .args([
+            "req",
+            "-x509",
+            "-newkey",
+            "ec",
+            "-pkeyopt",
+            "ec_paramgen_curve:P-256",
+        ])
+        .args(["-nodes", "-days", "2", "-subj", &format!("/CN={name}")])
+        .arg("-keyout")
+        .arg(&key)
+        .arg("-out")
+        .arg(&crt)
+        .output()
+        .expect("openssl");
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    (crt, key)
+}
+
+/// `curl -vk` to `https://HOST:8443/` in the emperor's namespace: the body, the HTTP version
+/// and the certificate's subject it saw.
+fn curl_tls(e: &Emperor, host: &str) -> (String, String, String) {
+    let out = e
+        .command_in_netns("curl")
+        .args(["-sSvk", "--max-time", "10", "-w", "\n%{http_version}"])
+        .args(["--resolve", &format!("{host}:8443:127.0.0.1")])
+        .arg(format!("https://{host}:8443/"))
+        .output()
+        .unwrap();
+    let text = String::from_utf8_lossy(&out.stdout).into_owned();
+    let (body, version) = text.rsplit_once('\n').unwrap_or((&text, ""));
+    let subject = String::from_utf8_lossy(&out.stderr)
+        .lines()
+        .find_map(|l| l.trim_start_matches("* ").trim().strip_prefix("subject: "))
+        .unwrap_or_default()
+        .to_owned();
+    (body.to_owned(), version.to_owned(), subject)
+}
+
+#[test]
+fn the_emperors_router_renews_its_certificate_on_sighup_and_is_respawned() {
+    let tls = tempfile::tempdir().unwrap();
+    let (crt, key) = certificate(tls.path(), "one.test");
+    let e = Emperor::start(&[
+        "--https",
+        &format!("127.0.0.1:8443,{},{}", crt.display(), key.display()),
+    ]);
+    customer_vassal(
+        &e,
+        "a",
+        10001,
+        &format!(
+            "[uwsgi]\nhttp-socket = {}\nwsgi-file = {}\nprocesses = 1\ndomain = a.test\n",
+            e.run.join("vassals/a/app.sock").display(),
+            e.apps.join("hello.py").display()
+        ),
+    );
+    e.eventually(LONG, "a.test answered over TLS", || {
+        curl_tls(&e, "a.test").0 == "Hello, World!"
+    });
+    // HTTP/2 by ALPN, with the certificate the emperor read.
+    let (_, version, subject) = curl_tls(&e, "a.test");
+    assert_eq!(version, "2");
+    assert_eq!(subject, "CN=one.test");
+    let pid = e.stats()["router"]["pid"].as_u64().unwrap();
+    // A new certificate at the same paths, then SIGHUP: the running router shows it.
+    let (new_crt, new_key) = certificate(tls.path(), "two.test");
+    fs_err::rename(&new_key, &key).unwrap();
+    fs_err::rename(&new_crt, &crt).unwrap();
+    e.signal(rustix::process::Signal::HUP);
+    e.eventually(LONG, "the new certificate served", || {
+        curl_tls(&e, "a.test").2 == "CN=two.test"
+    });
+    assert_eq!(
+        e.stats()["router"]["pid"].as_u64(),
+        Some(pid),
+        "not restarted"
+    );
+    // Killed, the router is respawned on the emperor's listener, with what it was told.
+    let router = rustix::process::Pid::from_raw(i32::try_from(pid).unwrap()).unwrap();
+    rustix::process::kill_process(router, rustix::process::Signal::KILL).unwrap();
+    e.eventually(LONG, "the router respawned", || {
+        let r = e.stats()["router"].clone();
+        r["restarts"] == 1 && r["running"] == true && r["pid"].as_u64() != Some(pid)
+    });
+    e.eventually(LONG, "a.test answered by the new router", || {
+        curl_tls(&e, "a.test") == ("Hello, World!".into(), "2".into(), "CN=two.test".into())
+    });
+    assert!(e.log_text().contains("router: pid"), "{}", e.log_text());
+}
+
+#[test]
+fn a_master_run_by_hand_serves_its_workers_through_its_router() {
+    let port = crate::server::free_port();
+    let mut i = crate::server::Instance::start(&[
+        "--http",
+        &format!("127.0.0.1:{port}"),
+        "--wsgi-file",
+        &crate::server::app("hello.py"),
+    ]);
+    let addr = crate::server::Addr::Tcp(SocketAddr::from(([127, 0, 0, 1], port)));
+    i.wait_ready(&addr, "/", LONG);
+    assert_eq!(
+        crate::server::get(&addr, "/").unwrap().body,
+        b"Hello, World!"
+    );
+    // Its router: a child of the master named liege-router, as the user liege-router, with
+    // no_new_privs, in front of the http socket made for it on 127.0.0.1.
+    let router = crate::server::children_of(i.pid())
+        .into_iter()
+        .find(|p| {
+            fs_err::read_to_string(format!("/proc/{p}/comm"))
+                .is_ok_and(|c| c.trim() == "liege-router")
+        })
+        .unwrap_or_else(|| panic!("no router among the master's children:\n{}", i.log_text()));
+    let pid = u64::try_from(router).unwrap();
+    let uid = uid_of("liege-router").expect("the system user liege-router");
+    assert!(status_line(pid, "Uid").starts_with(&uid.to_string()));
+    assert_eq!(status_line(pid, "NoNewPrivs"), "1");
+    assert!(
+        i.log_text().contains("in front of 127.0.0.1:"),
+        "{}",
+        i.log_text()
+    );
+    // Stopped with the instance.
+    i.signal(rustix::process::Signal::INT);
+    assert!(
+        i.wait_exit(LONG).is_some_and(|s| s.success()),
+        "{}",
+        i.log_text()
+    );
+    assert!(!std::path::Path::new(&format!("/proc/{router}")).exists());
+}
