@@ -305,3 +305,39 @@ fn a_master_run_by_hand_serves_its_workers_through_its_router() {
     );
     assert!(!std::path::Path::new(&format!("/proc/{router}")).exists());
 }
+
+#[test]
+fn the_next_emperor_routes_the_vassals_it_adopts() {
+    let mut e = Emperor::start(&["--http", ROUTER]);
+    let addr: SocketAddr = ROUTER.parse().unwrap();
+    customer_vassal(
+        &e,
+        "a",
+        10001,
+        &format!(
+            "[uwsgi]\nhttp-socket = {}\nwsgi-file = {}\nprocesses = 1\ndomain = a.test\n",
+            e.run.join("vassals/a/app.sock").display(),
+            e.apps.join("hello.py").display()
+        ),
+    );
+    e.eventually(LONG, "a.test answered through the router", || {
+        e.request_in_netns(addr, "a.test", "/")
+            .is_ok_and(|r| r.status == 200)
+    });
+    let master = e.vassal("a").unwrap()["pid"].as_u64().unwrap();
+    let old_router = e.stats()["router"]["pid"].as_u64().unwrap();
+    // The emperor dies; its router, whose control socket closed, goes with it; the vassal
+    // lives on. The next emperor adopts it and its own router routes to it at once.
+    e.kill9();
+    e.launch();
+    e.eventually(LONG, "a.test answered by the next emperor's router", || {
+        e.request_in_netns(addr, "a.test", "/")
+            .is_ok_and(|r| r.status == 200 && r.body == b"Hello, World!")
+    });
+    assert_eq!(
+        e.vassal("a").unwrap()["pid"].as_u64(),
+        Some(master),
+        "adopted, not respawned"
+    );
+    assert!(!std::path::Path::new(&format!("/proc/{old_router}")).exists());
+}

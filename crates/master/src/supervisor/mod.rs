@@ -842,6 +842,8 @@ impl<'r> Supervisor<'r> {
             plan.stats = old_plan.stats.clone();
             plan.logto = old_plan.logto.clone();
             plan.identity = old_plan.identity.clone();
+            plan.router = old_plan.router.clone();
+            plan.router_to = old_plan.router_to;
         }
         let exe = if plan.worker == old_plan.worker && plan.plugins_dirs == old_plan.plugins_dirs {
             Ok(old_exe)
