@@ -1488,12 +1488,8 @@ impl Emperor {
                     );
                 }
             }
-            Err(e) => {
-                let delay = r.exited(&format!("could not start: {e}"), Instant::now());
-                log!(
-                    "router: {e}; trying again in {} ms",
-                    delay.unwrap_or_default().as_millis()
-                );
+            Err((e, delay)) => {
+                log!("router: {e}; trying again in {} ms", delay.as_millis());
             }
         }
     }

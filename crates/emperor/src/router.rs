@@ -225,10 +225,15 @@ impl Router {
             .join(", ")
     }
 
-    /// Starts (or restarts) the router process, in its cgroup.
-    pub(crate) fn spawn(&mut self) -> Result<i32, String> {
+    /// Starts (or restarts) the router process, in its cgroup; on failure another try is due
+    /// after a back-off.
+    pub(crate) fn spawn(&mut self) -> Result<i32, (String, std::time::Duration)> {
         self.started = true;
-        let pid = self.gateway.spawn().map_err(|e| e.to_string())?;
+        let pid = self.gateway.spawn().map_err(|e| {
+            let why = e.to_string();
+            let delay = self.gateway.spawn_failed(&why, Instant::now());
+            (why, delay)
+        })?;
         if let Some(cg) = &self.cgroup
             && let Err(e) = u32::try_from(pid)
                 .map_err(|_| "bad pid".to_owned())

@@ -388,6 +388,16 @@ impl Gateway {
         Some(delay)
     }
 
+    /// A spawn failed (`why`): another is due after the returned delay, longer each time.
+    pub fn spawn_failed(&mut self, why: &str, now: Instant) -> Duration {
+        self.last_exit = Some(why.to_owned());
+        let delay = self.backoff.delay(Duration::ZERO, false);
+        if !self.stopped {
+            self.respawn_at = Some(now + delay);
+        }
+        delay
+    }
+
     /// When the router must be respawned, or killed (it was told to stop and is late).
     pub fn deadline(&self) -> Option<Instant> {
         match &self.child {

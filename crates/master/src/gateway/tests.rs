@@ -294,3 +294,25 @@ fn a_router_told_to_stop_is_killed_when_late() {
     assert!(g.is_stopped());
     assert!(!g.respawn_due(Instant::now() + Duration::from_secs(60)));
 }
+
+#[test]
+fn a_spawn_that_fails_is_tried_again_later() {
+    let f = Fixture::new();
+    let mut g = f.gateway(None);
+    // A binary that is not there.
+    g.exe = rustix::fs::open(
+        "/",
+        rustix::fs::OFlags::PATH | rustix::fs::OFlags::CLOEXEC,
+        rustix::fs::Mode::empty(),
+    )
+    .unwrap();
+    let e = g.spawn().unwrap_err();
+    assert!(matches!(e, GatewayError::Exec(_)), "{e}");
+    let now = Instant::now();
+    let delay = g.spawn_failed(&e.to_string(), now);
+    assert_eq!(delay, crate::backoff::FIRST);
+    assert!(g.respawn_due(now + delay));
+    assert_eq!(g.spawn_failed("again", now), crate::backoff::FIRST * 2);
+    assert_eq!(g.status().last_exit.as_deref(), Some("again"));
+    assert_eq!(g.status().pid, None);
+}

@@ -93,7 +93,7 @@ impl Supervisor<'_> {
                 self.router_interest();
             }
             Err(e) => {
-                let delay = g.exited(&e.to_string(), now).unwrap_or_default();
+                let delay = g.spawn_failed(&e.to_string(), now);
                 log!("{e}: trying again in {} ms", delay.as_millis());
             }
         }
