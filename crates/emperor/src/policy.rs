@@ -928,6 +928,48 @@ mod tests {
     }
 
     #[test]
+    fn with_a_router_a_vassals_sockets_go_to_its_group_unless_the_file_says() {
+        let mut f = Fixture::new();
+        f.settings.router_gid = Some(995);
+        let e = f.vassal(
+            "a.ini",
+            "[uwsgi]\nsocket = /run/a.sock\n",
+            0o644,
+            10001,
+            10001,
+        );
+        let c = f.load(&e).unwrap();
+        assert_eq!(value(&c, "chown-socket"), Some("10001:995"));
+        assert_eq!(value(&c, "chmod-socket"), Some("660"));
+        assert_eq!(
+            c.options.last("chmod-socket").unwrap().origin,
+            Origin::Builtin
+        );
+        let e = f.vassal(
+            "b.ini",
+            "[uwsgi]\nsocket = /run/b.sock\nchmod-socket = 600\nchown-socket = 10001:10001\n",
+            0o644,
+            10001,
+            10001,
+        );
+        let c = f.load(&e).unwrap();
+        assert_eq!(c.options.all("chmod-socket").count(), 1);
+        assert_eq!(value(&c, "chown-socket"), Some("10001:10001"));
+        // Without a router, nothing is added.
+        f.settings.router_gid = None;
+        let c = f
+            .load(&f.vassal(
+                "c.ini",
+                "[uwsgi]\nsocket = /run/c.sock\n",
+                0o644,
+                10001,
+                10001,
+            ))
+            .unwrap();
+        assert_eq!(value(&c, "chown-socket"), None);
+    }
+
+    #[test]
     fn a_trusted_root_file_takes_root_options() {
         let f = Fixture::new();
         let text = "[uwsgi]\n\
