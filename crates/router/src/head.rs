@@ -32,11 +32,11 @@ const MAX_LEADING_CRLF: usize = 4;
 pub enum HeadError {
     #[error("the request line is longer than {limit} bytes")]
     UriTooLong { limit: usize },
-    #[error("the request head is longer than {limit} bytes")]
+    #[error("the head is longer than {limit} bytes")]
     TooLarge { limit: usize },
     #[error("the request has more than {MAX_HEADERS} headers")]
     TooManyHeaders,
-    #[error("a line of the request head ends in a bare LF or holds a bare CR")]
+    #[error("a line of the head ends in a bare LF or holds a bare CR")]
     BareLineEnd,
     #[error("a header line starts with white space (obsolete line folding)")]
     ObsFold,
