@@ -7,6 +7,8 @@
 //! - `frameworks`: Flask and Django from PyPI in a virtualenv; nginx `uwsgi_pass` in front.
 //! - `jail`: the jail, proved from inside jailed vassals; the host side of their run dirs;
 //!   a vassal jailed the uWSGI way (issue 5).
+//! - `router`: the HTTP router run by the emperor: domains, ownership, an unprivileged router
+//!   process (issue 6).
 //! - `lifecycle`: the master's supervision: respawn, harakiri, reloads under load, fairness,
 //!   prefork, stats, pid 1.
 //! - `server`: helpers to run instances and talk HTTP to them (no tests).
@@ -21,6 +23,7 @@ mod emperor;
 mod frameworks;
 mod jail;
 mod lifecycle;
+mod router;
 mod server;
 mod static_files;
 mod wsgi;

@@ -25,6 +25,7 @@ use rustix::process::{Pid, PidfdFlags, Signal};
 use crate::control::{Control, Read};
 use crate::logs::{Drained, Log};
 use crate::policy::{self, VassalConfig};
+use crate::router::{self, Router};
 use crate::rundir;
 use crate::serve::{self, Client, Listener, Next, Service};
 use crate::settings::Settings;
@@ -56,6 +57,11 @@ const KIND_CLIENT: u64 = 4;
 const KIND_PIDFD: u64 = 5;
 const KIND_CONTROL: u64 = 6;
 const KIND_LOG: u64 = 7;
+/// The router: its pidfd (0), its control socket (1), its log pipe (2).
+const KIND_ROUTER: u64 = 8;
+const ROUTER_PIDFD: u64 = 0;
+const ROUTER_CONTROL: u64 = 1;
+const ROUTER_LOG: u64 = 2;
 
 fn token(kind: u64, id: u64) -> u64 {
     (kind << 56) | (id & ((1 << 56) - 1))
@@ -149,9 +155,16 @@ pub(crate) struct Emperor {
     /// `RUN/vassals`, opened without following links: every vassal's folder is made, opened
     /// and removed relative to it.
     vassals_dir: OwnedFd,
+    /// The HTTP router, with `http` / `https` in the emperor's options.
+    router: Option<Router>,
+    /// The next vassal's place among the claimants of domains.
+    next_claim_seq: u64,
     /// The lock that keeps a second emperor off this run dir.
     _lock: OwnedFd,
 }
+
+/// Reads the emperor's options again.
+pub type Reload = Box<dyn FnMut() -> Result<liege_config::Options, String>>;
 
 impl std::fmt::Debug for Emperor {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
@@ -186,6 +199,7 @@ impl Emperor {
         sources: Vec<Box<dyn VassalSource>>,
         tree: Tree,
         exe: &Path,
+        router: Option<router::Setup>,
     ) -> Result<Emperor, EmperorError> {
         make_dir(&settings.run_dir, 0o755).map_err(setup("the run dir"))?;
         make_dir(&settings.run_dir.join("emperor"), 0o700).map_err(setup("the run dir"))?;
@@ -225,6 +239,19 @@ impl Emperor {
             rustix::fs::Mode::empty(),
         )
         .map_err(|e| setup("opening the liege binary")(e.into()))?;
+        let router = router
+            .map(|r| {
+                Router::new(
+                    r,
+                    exe_fd.as_fd(),
+                    &tree,
+                    &settings.log_dir,
+                    policy.default_log_maxsize,
+                    &settings.run_dir,
+                    &policy.passwd,
+                )
+            })
+            .transpose()?;
         let epoll =
             epoll::create(epoll::CreateFlags::CLOEXEC).map_err(|e| setup("epoll")(e.into()))?;
         let signals = Signals::register().map_err(setup("signal handlers"))?;
@@ -257,8 +284,13 @@ impl Emperor {
             last_usage: Instant::now(),
             usage_cursor: None,
             vassals_dir,
+            router,
+            next_claim_seq: 0,
             _lock: lock,
         };
+        if let Some(p) = e.router.as_ref().and_then(Router::log_pipe) {
+            e.watch(p, token(KIND_ROUTER, ROUTER_LOG), false)?;
+        }
         e.watch(e.signals.wake.as_fd(), token(KIND_SIGNALS, 0), false)?;
         for (i, source) in e.sources.iter().enumerate() {
             if let Some(fd) = source.fd() {
@@ -296,10 +328,11 @@ impl Emperor {
         );
         self.adopt_all();
         self.rescan(true);
+        self.start_router();
         let mut events = Vec::with_capacity(64);
         loop {
             let now = Instant::now();
-            if self.shutting_down && self.vassals.is_empty() {
+            if self.shutting_down && self.vassals.is_empty() && self.router_stopped(now) {
                 self.cleanup();
                 log!("emperor: every vassal stopped; goodbye");
                 return Ok(0);
@@ -329,15 +362,18 @@ impl Emperor {
                     KIND_PIDFD => self.master_gone(id),
                     KIND_CONTROL => self.control_ready(id),
                     KIND_LOG => self.log_ready(id),
+                    KIND_ROUTER => self.router_ready(id),
                     _ => {}
                 }
             }
             self.handle_signals();
             self.deadlines(Instant::now());
             self.spawn_queued();
+            self.sync_router();
             for name in std::mem::take(&mut self.pending_interest) {
                 self.control_interest(&name);
             }
+            self.router_interest();
         }
     }
 
@@ -346,6 +382,9 @@ impl Emperor {
             return Duration::ZERO;
         }
         let mut wake = TICK;
+        if let Some(at) = self.router.as_ref().and_then(|r| r.gateway().deadline()) {
+            wake = wake.min(at.saturating_duration_since(now));
+        }
         for v in self.vassals.values() {
             if let Some(d) = v.next_deadline(now, self.settings.required_heartbeat) {
                 wake = wake.min(d);
@@ -358,6 +397,9 @@ impl Emperor {
         if self.signals.stop.swap(false, Ordering::Relaxed) {
             if self.shutting_down {
                 log!("emperor: asked again to stop: killing every vassal now");
+                if let Some(r) = &mut self.router {
+                    r.kill();
+                }
                 for v in self.vassals.values_mut() {
                     if let (Some(cg), Some(r)) = (&v.cgroup, &mut v.run) {
                         let _ = cg.kill_all();
@@ -378,6 +420,7 @@ impl Emperor {
                 .map(|(n, v)| (n.clone(), v.run.as_ref().map(|r| (r.pid, r.reloads))))
                 .collect();
             self.rescan(false);
+            self.reload_router();
             for (name, was) in before {
                 let now = self
                     .vassals
@@ -462,6 +505,9 @@ impl Emperor {
                 adopted: false,
                 queued: false,
                 usage: None,
+                route: None,
+                claim_seq: None,
+                route_errors: Vec::new(),
             })
     }
 
@@ -495,7 +541,13 @@ impl Emperor {
                     },
                 )
                 .map_err(|e| e.to_string())?;
-                Ok(cfg)
+                // What it tells the router (its certificates read as its user), checked here
+                // too: a bad domain names its line.
+                let route = match &self.router {
+                    Some(r) => Some(r.spec_of(cfg.name.as_str(), &cfg, &entry.reader.folder())?),
+                    None => None,
+                };
+                Ok((cfg, route))
             });
         if !self.vassals.contains_key(&name) {
             let max = self.policy.default_log_maxsize;
@@ -508,8 +560,8 @@ impl Emperor {
         v.source = source;
         v.location.clone_from(&entry.location);
         v.cwd = entry.reader.folder();
-        let cfg = match loaded {
-            Ok(cfg) => cfg,
+        let (cfg, route) = match loaded {
+            Ok(loaded) => loaded,
             Err(msg) => {
                 log!("vassal {name}: refused: {msg}");
                 v.log.note(&format!("refused: {msg}"));
@@ -522,6 +574,24 @@ impl Emperor {
         };
         for w in &cfg.warnings {
             log!("vassal {name}: {w}");
+        }
+        if let Some(route) = route {
+            for w in route
+                .warnings
+                .iter()
+                .filter(|w| !v.route_errors.contains(w))
+            {
+                log!("vassal {name}: {w}");
+                v.log.note(w);
+            }
+            v.route = Some(route);
+            if v.claim_seq.is_none() {
+                v.claim_seq = Some(self.next_claim_seq);
+                self.next_claim_seq += 1;
+            }
+            if let Some(r) = &mut self.router {
+                r.generation += 1;
+            }
         }
         v.error = None;
         v.throttle.reset();
@@ -1076,6 +1146,9 @@ impl Emperor {
             return;
         };
         self.ids.remove(&v.id);
+        if let Some(r) = &mut self.router {
+            r.forget(name);
+        }
         if let Some(cg) = v.cgroup.take() {
             let _ = cg.kill_all();
             if let Err(e) = cg.remove() {
@@ -1097,6 +1170,7 @@ impl Emperor {
         if !self.shutting_down && now.duration_since(self.last_rescan) >= self.settings.freq {
             self.rescan(false);
         }
+        self.router_deadlines(now);
         let heartbeat = self.settings.required_heartbeat;
         let mut spawn = Vec::new();
         for v in self.vassals.values_mut() {
@@ -1222,6 +1296,9 @@ impl Emperor {
 
     /// Leaves nothing behind: the cgroup root, the control folder, the listeners' files.
     fn cleanup(&mut self) {
+        if let Some(r) = &mut self.router {
+            r.cleanup();
+        }
         let _ = self.tree.remove_root();
         let emperor_dir = self.settings.run_dir.join("emperor");
         if let Ok(dir) = fs_err::read_dir(&emperor_dir) {
@@ -1252,6 +1329,10 @@ impl Emperor {
             }
         };
         for name in names {
+            // The router's cgroup (no vassal can have its name).
+            if name == router::NAME {
+                continue;
+            }
             let Ok(Some(cg)) = self.tree.get(&name) else {
                 continue;
             };
@@ -1364,6 +1445,181 @@ impl Emperor {
         }
     }
 
+    // ---- the router ----------------------------------------------------------------
+
+    /// Spawns the router once the vassal files have been read, so its first route table
+    /// names every vassal (those still starting, its requests wait for).
+    fn start_router(&mut self) {
+        self.sync_router();
+        let Some(r) = &mut self.router else {
+            return;
+        };
+        log!("router: listening on {}", r.describe());
+        self.spawn_router();
+    }
+
+    fn spawn_router(&mut self) {
+        let Some(r) = &mut self.router else {
+            return;
+        };
+        match r.spawn() {
+            Ok(pid) => {
+                log!("router: spawned, pid {pid}");
+                let g = r.gateway();
+                let mut watch = Vec::new();
+                if let Some(fd) = g.pidfd() {
+                    watch.push((fd, ROUTER_PIDFD));
+                }
+                if let Some(fd) = g.control() {
+                    watch.push((fd, ROUTER_CONTROL));
+                }
+                for (fd, id) in watch {
+                    let _ = epoll::add(
+                        &self.epoll,
+                        fd,
+                        epoll::EventData::new_u64(token(KIND_ROUTER, id)),
+                        epoll::EventFlags::IN,
+                    );
+                }
+            }
+            Err(e) => {
+                let delay = r.exited(&format!("could not start: {e}"), Instant::now());
+                log!(
+                    "router: {e}; trying again in {} ms",
+                    delay.unwrap_or_default().as_millis()
+                );
+            }
+        }
+    }
+
+    fn router_ready(&mut self, id: u64) {
+        let Some(r) = &mut self.router else {
+            return;
+        };
+        match id {
+            ROUTER_LOG => {
+                let _ = r.log.drain();
+            }
+            ROUTER_CONTROL => {
+                if let Some(why) = r.control_ready()
+                    && !r.gateway().is_stopped()
+                    && !self.shutting_down
+                {
+                    log!("router: {why}");
+                }
+            }
+            ROUTER_PIDFD => {
+                let Some(how) = r.gateway_mut().reap() else {
+                    return;
+                };
+                let pid = r.gateway().pid().unwrap_or(0);
+                if let Some(fd) = r.gateway().pidfd() {
+                    let _ = epoll::delete(&self.epoll, fd);
+                }
+                if let Some(fd) = r.gateway().control() {
+                    let _ = epoll::delete(&self.epoll, fd);
+                }
+                let _ = r.log.drain();
+                match r.exited(&how, Instant::now()) {
+                    Some(delay) => log!(
+                        "router: pid {pid} {how}: respawning it in {} ms",
+                        delay.as_millis()
+                    ),
+                    None => log!("router: pid {pid} {how}"),
+                }
+            }
+            _ => {}
+        }
+    }
+
+    /// Rebuilds and sends the route table and the settings when something changed; records
+    /// and logs refused claims.
+    fn sync_router(&mut self) {
+        let Some(r) = &mut self.router else {
+            return;
+        };
+        let Some(mut refused) = r.sync(self.vassals.values()) else {
+            return;
+        };
+        for v in self.vassals.values_mut() {
+            // Refused claims first: the stats' `last_error` shows the first.
+            let mut errors = refused.remove(&v.name).unwrap_or_default();
+            for m in &errors {
+                if !v.route_errors.contains(m) {
+                    log!("vassal {}: {m}", v.name);
+                    v.log.note(m);
+                }
+            }
+            if let Some(spec) = &v.route {
+                errors.extend(spec.warnings.iter().cloned());
+            }
+            v.route_errors = errors;
+        }
+    }
+
+    /// Watches the router's control socket for output too while sends wait for room.
+    fn router_interest(&self) {
+        let Some(r) = &self.router else {
+            return;
+        };
+        let Some(fd) = r.gateway().control() else {
+            return;
+        };
+        let mut flags = epoll::EventFlags::IN;
+        if r.gateway().wants_output() {
+            flags |= epoll::EventFlags::OUT;
+        }
+        let data = epoll::EventData::new_u64(token(KIND_ROUTER, ROUTER_CONTROL));
+        let _ = epoll::modify(&self.epoll, fd, data, flags);
+    }
+
+    /// SIGHUP: the router's options, certificates and `domain-owners` again, and every
+    /// vassal's routing facts (its certificates) again.
+    fn reload_router(&mut self) {
+        let Some(r) = &mut self.router else {
+            return;
+        };
+        r.reload();
+        for v in self.vassals.values_mut() {
+            let Some(cfg) = &v.config else {
+                continue;
+            };
+            match r.spec_of(&v.name, cfg, &v.cwd) {
+                Ok(spec) => v.route = Some(spec),
+                Err(e) => log!("vassal {}: {e}", v.name),
+            }
+        }
+        log!("router: its settings and certificates read again");
+    }
+
+    /// Tells the router to stop, once the vassals are gone; whether it is gone too.
+    fn router_stopped(&mut self, now: Instant) -> bool {
+        match &mut self.router {
+            None => true,
+            Some(r) => {
+                let gone = r.stop(now);
+                if !gone && r.gateway_mut().kill_if_late(now) {
+                    log!(
+                        "router: still running {} s after it was told to stop: killed",
+                        liege_master::gateway::STOP_WAIT.as_secs()
+                    );
+                }
+                gone
+            }
+        }
+    }
+
+    /// The router's deadlines: a respawn that is due.
+    fn router_deadlines(&mut self, now: Instant) {
+        let due = self
+            .router
+            .as_ref()
+            .is_some_and(|r| r.started() && r.gateway().respawn_due(now));
+        if due && !self.shutting_down {
+            self.spawn_router();
+        }
+    }
+
     // ---- stats -----------------------------------------------------------------------
 
     fn accept(&mut self, index: u64) {
@@ -1396,7 +1652,10 @@ impl Emperor {
                         serve::http(
                             "200 OK",
                             "text/plain; version=0.0.4",
-                            &stats::metrics(&self.vassal_stats()),
+                            &stats::metrics(
+                                &self.vassal_stats(),
+                                self.router.as_ref().map(Router::stat).as_ref(),
+                            ),
                         )
                     } else {
                         serve::http("404 Not Found", "text/plain", "try /metrics\n")
@@ -1420,6 +1679,7 @@ impl Emperor {
             tyrant: self.policy.tyrant,
             cgroup_root: self.settings.cgroup_root.clone(),
             run_dir: self.settings.run_dir.display().to_string(),
+            router: self.router.as_ref().map(Router::stat),
         }
     }
 
@@ -1439,7 +1699,9 @@ impl Emperor {
                     pid: r.map(|r| r.pid),
                     state: v.state(),
                     restarts: v.restarts,
-                    last_error: v.error.clone(),
+                    last_error: v.error.clone().or_else(|| v.route_errors.first().cloned()),
+                    warnings: v.route_errors.clone(),
+                    router: self.router.as_ref().map(|r| r.counters_of(&v.name)),
                     uid: v.config.as_ref().and_then(|c| c.uid),
                     gid: v.config.as_ref().and_then(|c| c.gid),
                     born: r.map(|r| r.born),

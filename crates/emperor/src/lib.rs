@@ -10,6 +10,8 @@
 //! - [`spawn`]: clone3 into new namespaces, placed in the cgroup before anything runs, exec.
 //! - `emperor`: the loop; `control`: the masters' control sockets; `rundir`: the run dir and
 //!   the vassals' folders in it, touched only through descriptors; `logs`, `stats`, `serve`.
+//! - [`router`]: the HTTP router the emperor runs with `http` / `https`; `routes`: what it is
+//!   told (each vassal's domains and socket, who owns a domain).
 
 pub mod access;
 mod control;
@@ -17,6 +19,8 @@ mod emperor;
 mod logs;
 pub mod name;
 pub mod policy;
+pub mod router;
+mod routes;
 mod rundir;
 mod serve;
 pub mod settings;
@@ -30,6 +34,8 @@ use std::path::{Path, PathBuf};
 
 use liege_config::{HostFacts, Options};
 
+pub use emperor::Reload;
+pub use router::RouterError;
 pub use rundir::RunDirError;
 pub use serve::ListenError;
 pub use settings::{Settings, SettingsError};
@@ -63,6 +69,8 @@ pub enum EmperorError {
     Cgroups(String),
     #[error("the run dir: {0}")]
     RunDir(#[from] RunDirError),
+    #[error(transparent)]
+    Router(#[from] RouterError),
     #[error("cannot set up {step}: {source}")]
     Setup {
         step: &'static str,
@@ -75,19 +83,29 @@ impl EmperorError {
     pub fn exit_code(&self) -> u8 {
         match self {
             EmperorError::Settings(_) | EmperorError::Policy(_) | EmperorError::Source { .. } => 2,
+            EmperorError::Router(e) => e.exit_code(),
             _ => 1,
         }
     }
 }
 
-/// Runs an emperor with `options` (its own: `emperor`, `emperor-*`, `vassals-inherit`...)
-/// until SIGINT, SIGTERM or SIGQUIT has stopped every vassal. `exe` is the liege binary the
-/// vassals' masters run; `host` the facts magic variables of vassal files use.
+/// Runs an emperor with `options` (its own: `emperor`, `emperor-*`, `vassals-inherit`, the
+/// router's `http`...) until SIGINT, SIGTERM or SIGQUIT has stopped every vassal. `exe` is the
+/// liege binary the vassals' masters (and the router) run; `host` the facts magic variables of
+/// vassal files use; `reload` reads the options again on SIGHUP (the router's are applied).
 ///
 /// Call it from a single-threaded process: every vassal is cloned from it.
-pub fn run(options: &Options, exe: &Path, host: HostFacts) -> Result<u8, EmperorError> {
+pub fn run(
+    options: &Options,
+    exe: &Path,
+    host: HostFacts,
+    reload: Option<Reload>,
+) -> Result<u8, EmperorError> {
     let settings = Settings::from_options(options)?;
-    let policy = policy::Settings::from_options(options)?;
+    let mut policy = policy::Settings::from_options(options)?;
+    let router = router::Setup::from_options(options, &policy.passwd, reload)?;
+    // The router (`http-uid`) connects to the vassals' sockets: they are given to its group.
+    policy.router_gid = router.as_ref().map(|r| r.identity.1);
     let mut sources: Vec<Box<dyn source::VassalSource>> = Vec::new();
     for entry in options.all("emperor") {
         let pattern = entry.value.trim();
@@ -104,6 +122,6 @@ pub fn run(options: &Options, exe: &Path, host: HostFacts) -> Result<u8, Emperor
         liege_cgroups::Hierarchies::discover().map_err(|e| EmperorError::Cgroups(e.to_string()))?;
     let tree = liege_cgroups::Tree::open(&hierarchies, &settings.cgroup_root)
         .map_err(|e| EmperorError::Cgroups(e.to_string()))?;
-    let mut emperor = emperor::Emperor::new(settings, policy, host, sources, tree, exe)?;
+    let mut emperor = emperor::Emperor::new(settings, policy, host, sources, tree, exe, router)?;
     emperor.run()
 }

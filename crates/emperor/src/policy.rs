@@ -126,6 +126,9 @@ pub struct Settings {
     /// Where user and group names are looked up (tests use their own).
     pub passwd: PathBuf,
     pub group: PathBuf,
+    /// The group of the router's user, when the emperor runs a router: a vassal's sockets are
+    /// given to it (`chown-socket = UID:GID`, `chmod-socket = 660`) unless its file says.
+    pub router_gid: Option<u32>,
 }
 
 impl Default for Settings {
@@ -141,6 +144,7 @@ impl Default for Settings {
             default_log_maxsize: DEFAULT_LOG_MAXSIZE,
             passwd: PathBuf::from("/etc/passwd"),
             group: PathBuf::from("/etc/group"),
+            router_gid: None,
         }
     }
 }
@@ -823,6 +827,11 @@ pub fn load(
     }
     if let Some(gid) = gid {
         options.push("gid", gid.to_string(), Origin::Builtin);
+    }
+    if let Some(router_gid) = settings.router_gid {
+        for (key, value) in crate::routes::socket_access(&all, uid, router_gid) {
+            options.push(key, value, Origin::Builtin);
+        }
     }
     Ok(VassalConfig {
         name: entry.name.clone(),

@@ -4,6 +4,8 @@
 
 use std::fmt::Write as _;
 
+use liege_proto::router::Counters;
+
 /// What the cgroup of a vassal says, where the host has it.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 pub(crate) struct Usage {
@@ -37,6 +39,23 @@ pub(crate) struct VassalStat {
     pub(crate) throttle_ms: u64,
     pub(crate) namespaces: String,
     pub(crate) usage: Usage,
+    /// Its routing warnings and refused claims (when the emperor runs a router).
+    pub(crate) warnings: Vec<String>,
+    /// Its traffic through the router (when the emperor runs one).
+    pub(crate) router: Option<Counters>,
+}
+
+/// The router process, as the stats show it.
+#[derive(Debug, Clone, Default)]
+pub(crate) struct RouterStat {
+    pub(crate) pid: Option<i32>,
+    pub(crate) restarts: u64,
+    pub(crate) running: bool,
+    pub(crate) last_exit: Option<String>,
+    /// `ADDR` or `ADDR tls`, each listener.
+    pub(crate) listeners: Vec<String>,
+    /// `http-uid` as given.
+    pub(crate) uid: String,
 }
 
 /// The emperor's part of the document.
@@ -47,6 +66,7 @@ pub(crate) struct EmperorStat {
     pub(crate) tyrant: bool,
     pub(crate) cgroup_root: String,
     pub(crate) run_dir: String,
+    pub(crate) router: Option<RouterStat>,
 }
 
 /// A JSON string literal.
@@ -90,6 +110,29 @@ pub(crate) fn document(emperor: &EmperorStat, vassals: &[VassalStat]) -> String 
     quoted(&mut out, &emperor.cgroup_root);
     out.push_str(",\"run_dir\":");
     quoted(&mut out, &emperor.run_dir);
+    if let Some(r) = &emperor.router {
+        let _ = write!(
+            out,
+            ",\"router\":{{\"pid\":{},\"running\":{},\"restarts\":{},\"uid\":",
+            r.pid.unwrap_or(0),
+            r.running,
+            r.restarts
+        );
+        quoted(&mut out, &r.uid);
+        out.push_str(",\"last_exit\":");
+        match &r.last_exit {
+            Some(e) => quoted(&mut out, e),
+            None => out.push_str("null"),
+        }
+        out.push_str(",\"listeners\":[");
+        for (i, l) in r.listeners.iter().enumerate() {
+            if i > 0 {
+                out.push(',');
+            }
+            quoted(&mut out, l);
+        }
+        out.push_str("]}");
+    }
     out.push_str(",\"vassals\":[");
     for (i, v) in vassals.iter().enumerate() {
         if i > 0 {
@@ -134,6 +177,21 @@ pub(crate) fn document(emperor: &EmperorStat, vassals: &[VassalStat]) -> String 
         opt_u64(&mut out, "pids", v.usage.pids);
         opt_u64(&mut out, "pids_limit", v.usage.pids_limit);
         opt_u64(&mut out, "oom_kills", v.usage.oom_kills);
+        if let Some(c) = &v.router {
+            let _ = write!(
+                out,
+                ",\"router\":{{\"requests\":{},\"bytes_in\":{},\"bytes_out\":{},\"status_4xx\":{},\"status_5xx\":{}}}",
+                c.requests, c.bytes_in, c.bytes_out, c.status_4xx, c.status_5xx
+            );
+            out.push_str(",\"warnings\":[");
+            for (i, w) in v.warnings.iter().enumerate() {
+                if i > 0 {
+                    out.push(',');
+                }
+                quoted(&mut out, w);
+            }
+            out.push(']');
+        }
         out.push('}');
     }
     out.push_str("]}\n");
@@ -149,7 +207,7 @@ fn label(value: &str) -> String {
 }
 
 /// The Prometheus text exposition of the same facts.
-pub(crate) fn metrics(vassals: &[VassalStat]) -> String {
+pub(crate) fn metrics(vassals: &[VassalStat], router: Option<&RouterStat>) -> String {
     let mut out = String::new();
     let mut family =
         |name: &str, kind: &str, help: &str, value: &dyn Fn(&VassalStat) -> Option<f64>| {
@@ -207,6 +265,48 @@ pub(crate) fn metrics(vassals: &[VassalStat]) -> String {
         "Times the emperor respawned the vassal",
         &|v| Some(f(v.restarts)),
     );
+    if let Some(r) = router {
+        family(
+            "liege_vassal_router_requests_total",
+            "counter",
+            "Requests the router answered for the vassal",
+            &|v| v.router.as_ref().map(|c| f(c.requests)),
+        );
+        family(
+            "liege_vassal_router_bytes_in_total",
+            "counter",
+            "Request bytes the router sent to the vassal",
+            &|v| v.router.as_ref().map(|c| f(c.bytes_in)),
+        );
+        family(
+            "liege_vassal_router_bytes_out_total",
+            "counter",
+            "Response bytes the router sent to the vassal's clients",
+            &|v| v.router.as_ref().map(|c| f(c.bytes_out)),
+        );
+        family(
+            "liege_vassal_router_responses_4xx_total",
+            "counter",
+            "Requests for the vassal answered 4xx",
+            &|v| v.router.as_ref().map(|c| f(c.status_4xx)),
+        );
+        family(
+            "liege_vassal_router_responses_5xx_total",
+            "counter",
+            "Requests for the vassal answered 5xx (by it or by the router)",
+            &|v| v.router.as_ref().map(|c| f(c.status_5xx)),
+        );
+        let _ = writeln!(
+            out,
+            "# HELP liege_router_up 1 while the router process runs\n# TYPE liege_router_up gauge\nliege_router_up {}",
+            u8::from(r.running)
+        );
+        let _ = writeln!(
+            out,
+            "# HELP liege_router_restarts_total Times the emperor respawned the router\n# TYPE liege_router_restarts_total counter\nliege_router_restarts_total {}",
+            r.restarts
+        );
+    }
     out
 }
 
@@ -263,7 +363,7 @@ mod tests {
             },
             ..VassalStat::default()
         };
-        let text = metrics(&[v]);
+        let text = metrics(&[v], None);
         assert!(
             text.contains("liege_vassal_up{vassal=\"a\\\"b\"} 1\n"),
             "{text}"

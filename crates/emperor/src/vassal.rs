@@ -78,6 +78,12 @@ pub(crate) struct Vassal {
     pub(crate) queued: bool,
     /// Its cgroup's figures, and when they were read.
     pub(crate) usage: Option<(Instant, crate::stats::Usage)>,
+    /// What its last config tells the router (when the emperor runs one).
+    pub(crate) route: Option<crate::routes::RouteSpec>,
+    /// Its place among the claimants of domains: the order vassals were first loaded in.
+    pub(crate) claim_seq: Option<u64>,
+    /// Its routing warnings and refused claims, each naming its file and line.
+    pub(crate) route_errors: Vec<String>,
 }
 
 impl Vassal {

@@ -56,6 +56,8 @@ pub(crate) fn run(args: &[String]) -> ExitCode {
     match args.first().map(String::as_str) {
         Some("config") => config(&args[1..]),
         Some("request") => crate::request::run(&args[1..]),
+        // Not in the usage: the emperor (or a master) starts it, with its descriptors.
+        Some(liege_master::gateway::SUBCOMMAND) => crate::gateway::run(&args[1..]),
         Some("docs") if args.get(1).map(String::as_str) == Some("options") => {
             out(&registry::render_markdown());
             ExitCode::SUCCESS
@@ -193,7 +195,7 @@ fn vassal() -> Option<ExitCode> {
 }
 
 /// `liege --emperor DIR`: runs the emperor with the resolved options until it is stopped.
-fn emperor(resolved: &Resolved) -> ExitCode {
+fn emperor(args: &[String], resolved: &Resolved) -> ExitCode {
     let missing = unimplemented(resolved);
     report(&instance_warnings(resolved));
     if !missing.is_empty() {
@@ -216,7 +218,15 @@ fn emperor(resolved: &Resolved) -> ExitCode {
             return ExitCode::from(1);
         }
     };
-    match liege_emperor::run(&resolved.options, &exe, host::facts()) {
+    // SIGHUP reads the command line (and the files it names) again, for the router's options.
+    let args = args.to_vec();
+    let reload: liege_emperor::Reload = Box::new(move || {
+        let parsed = argv::parse(&args).map_err(|e| e.to_string())?;
+        let resolved = with_context_of(true, |ctx| liege_config::resolve_args(&parsed, ctx))
+            .map_err(|e| e.to_string())?;
+        Ok(resolved.options)
+    });
+    match liege_emperor::run(&resolved.options, &exe, host::facts(), Some(reload)) {
         Ok(code) => ExitCode::from(code),
         Err(e) => {
             err(&format!("liege: {e}"));
@@ -245,7 +255,7 @@ fn instance(args: &[String]) -> ExitCode {
         Err(e) => return fail(&e),
     };
     if resolved.options.first("emperor").is_some() {
-        return emperor(&resolved);
+        return emperor(args, &resolved);
     }
     // `liege config` only warns about uWSGI options liege lacks; an instance refuses them, so a
     // migrated `evil-reload-on-rss` never silently does nothing.

@@ -4,6 +4,7 @@
 //! their issues.
 
 mod cli;
+mod gateway;
 mod host;
 mod request;
 

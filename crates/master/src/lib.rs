@@ -15,6 +15,7 @@
 pub mod addr;
 mod backoff;
 pub mod exe;
+pub mod gateway;
 pub mod owner;
 pub mod plan;
 mod sockets;
@@ -81,6 +82,12 @@ pub enum RunError {
     /// Entering the jail, or giving up root, failed.
     #[error("the jail: {0}")]
     Jail(liege_jail::JailError),
+    /// The router's listeners, certificates or user.
+    #[error(transparent)]
+    Router(gateway::ConfigError),
+    /// The router process could not be started.
+    #[error(transparent)]
+    Gateway(#[from] gateway::GatewayError),
 }
 
 impl RunError {
@@ -94,10 +101,13 @@ impl RunError {
                 .and_then(|c| u8::try_from(c).ok())
                 .unwrap_or(1),
             RunError::Plan(_) | RunError::WorkerNotFound { .. } | RunError::JailPlan(_) => 2,
+            RunError::Router(gateway::ConfigError::Bind { .. }) => 1,
+            RunError::Router(_) => 2,
             RunError::Logto { .. }
             | RunError::Bind { .. }
             | RunError::Setup { .. }
-            | RunError::Jail(_) => 1,
+            | RunError::Jail(_)
+            | RunError::Gateway(_) => 1,
         }
     }
 }
@@ -168,6 +178,9 @@ fn start(
         step: "opening the worker executable",
         source,
     })?;
+    // The router (`http`, `https`): its listeners bound, its certificates read and its user
+    // looked up, as root and before the jail hides the host.
+    let mut router = plan.router.as_ref().map(prepare_router).transpose()?;
     if let Some(path) = &plan.logto {
         redirect_stderr(path)?;
     }
@@ -232,6 +245,13 @@ fn start(
             }
         },
     };
+    if let (Some((gateway, certs)), Some(config)) = (&mut router, &plan.router)
+        && let Err(e) = start_router(gateway, std::mem::take(certs), config, &plan, &bound)
+    {
+        sockets::vacuum(&bound);
+        sockets::vacuum(stats.as_slice());
+        return Err(e);
+    }
     // Bound (and given to `chown-socket`) as root: from here on the master is who `uid` / `gid`
     // say, with no capability, no_new_privs and the seccomp filters when jailed, before any
     // worker or zygote exists.
@@ -270,6 +290,7 @@ fn start(
         env,
         jail.hooks.environment(),
         stats,
+        router.map(|(gateway, _)| gateway),
     )?;
     let result = master.run(plan, exe);
     let (bound, stats, vacuum) = master.into_sockets();
@@ -278,6 +299,86 @@ fn start(
         sockets::vacuum(stats.as_slice());
     }
     result
+}
+
+/// The router's sockets, certificates and process handle, before anything of the instance
+/// starts.
+fn prepare_router(
+    config: &gateway::Config,
+) -> Result<(gateway::Gateway, Vec<liege_proto::router::Cert>), RunError> {
+    let identity = if rustix::process::geteuid().is_root() {
+        Some(
+            config
+                .identity(Path::new(owner::PASSWD))
+                .map_err(RunError::Router)?,
+        )
+    } else {
+        None
+    };
+    let certs = config.read_certs().map_err(RunError::Router)?;
+    let exe = std::env::current_exe()
+        .and_then(|p| {
+            rustix::fs::open(
+                p,
+                rustix::fs::OFlags::PATH | rustix::fs::OFlags::CLOEXEC,
+                rustix::fs::Mode::empty(),
+            )
+            .map_err(Into::into)
+        })
+        .map_err(|source| RunError::Setup {
+            step: "opening the liege binary for the router",
+            source,
+        })?;
+    let bound = config.bind().map_err(RunError::Router)?;
+    Ok((gateway::Gateway::new(exe, bound, identity, None), certs))
+}
+
+/// Starts the router once the instance's sockets are bound: to `http-to`, else to the socket
+/// the plan chose (`Plan::router_to`).
+fn start_router(
+    gateway: &mut gateway::Gateway,
+    certs: Vec<liege_proto::router::Cert>,
+    config: &gateway::Config,
+    plan: &Plan,
+    bound: &[sockets::Bound],
+) -> Result<(), RunError> {
+    let mut http_to = config.http_to.clone();
+    if http_to.is_empty()
+        && let Some(b) = plan.router_to.and_then(|i| bound.get(i))
+        && let Some(mut addr) = gateway::config::local_addr(std::os::fd::AsFd::as_fd(&b.fd))
+    {
+        // `:8000` listens on every address: the router reaches it on loopback.
+        if addr.ip().is_unspecified() {
+            addr.set_ip(if addr.is_ipv4() {
+                std::net::Ipv4Addr::LOCALHOST.into()
+            } else {
+                std::net::Ipv6Addr::LOCALHOST.into()
+            });
+        }
+        http_to.push(addr.to_string());
+    }
+    gateway.set_settings(config.settings(certs, Path::new("/run/liege"), http_to.clone()));
+    gateway.set_routes(Vec::new());
+    let pid = gateway.spawn()?;
+    let listeners: Vec<String> = gateway
+        .bound()
+        .local_addrs()
+        .iter()
+        .zip(&config.listeners)
+        .map(|(a, l)| {
+            format!(
+                "{}{}",
+                a.unwrap_or(l.addr),
+                if l.tls { " (tls)" } else { "" }
+            )
+        })
+        .collect();
+    log!(
+        "router pid {pid} on {} in front of {}",
+        listeners.join(", "),
+        http_to.join(", ")
+    );
+    Ok(())
 }
 
 /// `logto`: the master's stderr (and so every worker's) goes to `path`, appended.

@@ -86,6 +86,12 @@ pub struct Plan {
     /// The options list with canonical keys (`processes`, never `workers`), as the workers
     /// receive it.
     pub options: Vec<(String, String)>,
+    /// The HTTP router in front of the workers (`http`, `https`), run by hand only: under an
+    /// emperor, the emperor's router serves the vassals.
+    pub router: Option<crate::gateway::Config>,
+    /// The socket the router sends requests to (`http-to`, else this instance's first TCP
+    /// `http-socket`, else one on 127.0.0.1 made for it): its index in `sockets`.
+    pub router_to: Option<usize>,
 }
 
 /// An option's value the master cannot use.
@@ -117,6 +123,8 @@ pub enum PlanError {
         "{origin}: `{key}` is an option of the emperor (`liege --emperor DIR`), not of an instance"
     )]
     EmperorOption { origin: Origin, key: String },
+    #[error(transparent)]
+    Router(#[from] crate::gateway::ConfigError),
 }
 
 /// Who applies an option that the master does not.
@@ -251,6 +259,8 @@ impl Plan {
                 .iter()
                 .map(|e| (e.key.to_string(), e.value.to_string()))
                 .collect(),
+            router: None,
+            router_to: None,
         };
         let mut uid: Option<(owner::User, &Entry<'_>)> = None;
         let mut gid: Option<(u32, &Entry<'_>)> = None;
@@ -403,6 +413,28 @@ impl Plan {
             };
             PlanError::Static { origin, source }
         })?;
+        if mode == Mode::Standalone {
+            let cwd = std::env::current_dir().unwrap_or_else(|_| PathBuf::from("/"));
+            plan.router = crate::gateway::Config::from_options(options, &cwd)?;
+        }
+        if let Some(router) = &plan.router
+            && router.http_to.is_empty()
+        {
+            // uWSGI's `--http` forwards to the instance's own socket; the router speaks HTTP
+            // to it, over TCP (a unix socket file would need the router's user let in).
+            let own = plan
+                .sockets
+                .iter()
+                .position(|s| s.proto == Proto::Http && matches!(s.addr, Addr::Tcp(_)));
+            plan.router_to = Some(own.unwrap_or_else(|| {
+                plan.sockets.push(SocketSpec {
+                    proto: Proto::Http,
+                    addr: Addr::Tcp(std::net::SocketAddr::from(([127, 0, 0, 1], 0))),
+                    name: "127.0.0.1:0".into(),
+                });
+                plan.sockets.len() - 1
+            }));
+        }
         if plan.sockets.is_empty() {
             return Err(PlanError::NoSocket);
         }
@@ -425,6 +457,9 @@ impl Plan {
         }
         if self.logto != other.logto {
             changed.push("logto");
+        }
+        if self.router != other.router {
+            changed.push("the router (http, https...)");
         }
         let ids = |p: &Plan| p.identity.as_ref().map(|i| (i.uid, i.gid));
         if ids(self) != ids(other) {
@@ -663,5 +698,65 @@ mod tests {
         let d =
             Plan::from_options(&opts("a.ini", &[("socket", ":80"), ("uid", "nobody")])).unwrap();
         assert_eq!(a.needs_restart(&d), ["uid/gid"]);
+    }
+
+    #[test]
+    fn a_router_run_by_hand_goes_to_the_first_tcp_http_socket_or_one_made_for_it() {
+        let plan = |lines: &[(&str, &str)]| Plan::from_options(&opts("a.ini", lines)).unwrap();
+        // uWSGI's `--http :8080 --wsgi-file app.py`: a socket on 127.0.0.1 is made for it.
+        let p = plan(&[("http", ":8080"), ("wsgi-file", "app.py")]);
+        assert_eq!(p.router.as_ref().unwrap().listeners.len(), 1);
+        assert_eq!(p.router_to, Some(0));
+        assert_eq!(p.sockets[0].name, "127.0.0.1:0");
+        assert_eq!(p.sockets[0].proto, Proto::Http);
+        // Its first TCP http-socket; a uwsgi or unix one does not do.
+        let p = plan(&[
+            ("http", ":8080"),
+            ("socket", "127.0.0.1:9000"),
+            ("http-socket", "/tmp/a.sock"),
+            ("http-socket", ":8001"),
+        ]);
+        assert_eq!(p.router_to, Some(2));
+        assert_eq!(p.sockets.len(), 3);
+        let p = plan(&[("http", ":8080"), ("http-socket", "/tmp/a.sock")]);
+        assert_eq!(p.router_to, Some(1));
+        // `http-to` names the backend: nothing is made.
+        let p = plan(&[
+            ("http", ":8080"),
+            ("http-to", "127.0.0.1:9"),
+            ("socket", ":9000"),
+        ]);
+        assert_eq!((p.router_to, p.sockets.len()), (None, 1));
+        // No router without `http` / `https`; none in a vassal (the emperor's serves it).
+        assert!(
+            plan(&[("socket", ":9000"), ("http-to", "127.0.0.1:9")])
+                .router
+                .is_none()
+        );
+        let v = Plan::from_options_as(
+            &opts("a.ini", &[("http", ":8080"), ("socket", ":9000")]),
+            Mode::Vassal,
+        )
+        .unwrap();
+        assert!(v.router.is_none());
+        // Its options are checked with the rest, and a change takes a restart.
+        let e = Plan::from_options(&opts("a.ini", &[("socket", ":9"), ("http", "/x.sock")]))
+            .unwrap_err()
+            .to_string();
+        assert!(
+            e.starts_with("a.ini:3: invalid value `/x.sock` for `http`"),
+            "{e}"
+        );
+        let a = plan(&[
+            ("socket", ":80"),
+            ("http", ":8080"),
+            ("http-to", "127.0.0.1:9"),
+        ]);
+        let b = plan(&[
+            ("socket", ":80"),
+            ("http", ":8081"),
+            ("http-to", "127.0.0.1:9"),
+        ]);
+        assert_eq!(a.needs_restart(&b), ["the router (http, https...)"]);
     }
 }

@@ -116,7 +116,7 @@ impl Emperor {
         let logs = sub("logs", 0o755);
         let sockets = sub("sockets", 0o777);
         let apps = sub("apps", 0o755);
-        for app in ["hello.py", "shell.py"] {
+        for app in ["hello.py", "shell.py", "environ_keys.py"] {
             let to = apps.join(app);
             fs_err::copy(repo().join("tests/apps/python").join(app), &to).unwrap();
             fs_err::set_permissions(&to, std::fs::Permissions::from_mode(0o644)).unwrap();
@@ -238,6 +238,58 @@ impl Emperor {
 
     pub(crate) fn dir(&self) -> &Path {
         self.dir.path()
+    }
+
+    /// The emperor's network namespace (`/proc/PID/ns/net`): where its router listens.
+    pub(crate) fn netns(&self) -> PathBuf {
+        PathBuf::from(format!("/proc/{}/ns/net", self.pid()))
+    }
+
+    /// A TCP connection made from inside the emperor's network namespace. The connect runs on
+    /// a thread of its own that joins the namespace (setns changes the calling thread's only);
+    /// the socket keeps its namespace wherever it is used from.
+    pub(crate) fn connect(
+        &self,
+        addr: std::net::SocketAddr,
+    ) -> std::io::Result<std::net::TcpStream> {
+        let ns = fs_err::File::open(self.netns())?;
+        std::thread::spawn(move || {
+            rustix::thread::move_into_link_name_space(
+                std::os::fd::AsFd::as_fd(&ns),
+                Some(rustix::thread::LinkNameSpaceType::Network),
+            )?;
+            let s = std::net::TcpStream::connect(addr)?;
+            s.set_read_timeout(Some(Duration::from_secs(30)))?;
+            Ok(s)
+        })
+        .join()
+        .map_err(|_| std::io::Error::other("the connecting thread panicked"))?
+    }
+
+    /// One HTTP/1.1 request for `host` and `path` on a new connection to `addr` in the
+    /// emperor's namespace (its router).
+    pub(crate) fn request_in_netns(
+        &self,
+        addr: std::net::SocketAddr,
+        host: &str,
+        path: &str,
+    ) -> std::io::Result<crate::server::Resp> {
+        let mut s = self.connect(addr)?;
+        write!(
+            s,
+            "GET {path} HTTP/1.1\r\nHost: {host}\r\nConnection: close\r\n\r\n"
+        )?;
+        crate::server::read_response(&mut std::io::BufReader::new(s), false)
+    }
+
+    /// A command run inside the emperor's network namespace (`nsenter --net=...`): for
+    /// clients such as curl and h2load.
+    pub(crate) fn command_in_netns(&self, program: &str) -> Command {
+        let mut c = Command::new("nsenter");
+        c.arg(format!("--net={}", self.netns().display()))
+            .arg("--")
+            .arg(program);
+        c
     }
 
     pub(crate) fn log_text(&self) -> String {

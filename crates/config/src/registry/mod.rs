@@ -79,6 +79,9 @@ pub enum Part {
     Python,
     /// The emperor: watching vassal files, spawning, throttling, stats.
     Emperor,
+    /// The HTTP router (a gateway process of the emperor, or of an instance run by hand) and
+    /// what a vassal tells it: its domains and certificates.
+    Router,
     /// A vassal's identity, namespaces and cgroup limits, applied by the emperor.
     Vassal,
     /// The jail the master builds and enters before any customer code runs: filesystem,
@@ -98,6 +101,9 @@ impl Part {
             Part::Logging => "Request logging",
             Part::Python => "Python (WSGI)",
             Part::Emperor => "The emperor",
+            Part::Router => {
+                "The HTTP router (`http`... in the emperor's options or an instance run by hand; `domain`, `sni`, `subscribe-to` in vassal files)"
+            }
             Part::Vassal => "Vassal identity, namespaces and limits (root-owned files only)",
             Part::Jail => {
                 "The jail: filesystem, hooks, privilege drop (root-owned files only, but for the as-user phase)"

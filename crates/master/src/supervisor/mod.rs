@@ -12,6 +12,7 @@
 mod board;
 mod control;
 mod harakiri;
+mod router;
 mod signals;
 mod stats_server;
 mod zygote;
@@ -59,6 +60,8 @@ const TOKEN_CONTROL: u64 = 3;
 const TOKEN_EMPEROR: u64 = 4;
 /// The vassal's log FIFO, drained while no emperor is connected.
 const TOKEN_EMPEROR_LOG: u64 = 5;
+/// The router gateway's control socket (`http` run by hand).
+const TOKEN_ROUTER: u64 = 6;
 /// Plus the generation number.
 const TOKEN_ZYGOTE: u64 = 1 << 32;
 
@@ -213,6 +216,8 @@ pub(crate) struct Supervisor<'r> {
     next_number: u64,
     stopping: Option<Stopping>,
     last_tick: Instant,
+    /// The router in front of the workers (`http`, `https` run by hand).
+    gateway: Option<crate::gateway::Gateway>,
 }
 
 impl std::fmt::Debug for Supervisor<'_> {
@@ -284,6 +289,7 @@ impl<'r> Supervisor<'r> {
         sockets_env: String,
         hook_env: Vec<(std::ffi::OsString, Option<std::ffi::OsString>)>,
         stats: Option<Bound>,
+        gateway: Option<crate::gateway::Gateway>,
     ) -> Result<Self, RunError> {
         let setup = |step: &'static str| {
             move |e: Errno| RunError::Setup {
@@ -313,6 +319,15 @@ impl<'r> Supervisor<'r> {
         if let Source::Emperor(e) = &source {
             e.register(&epoll, TOKEN_CONTROL)?;
         }
+        if let Some(fd) = gateway.as_ref().and_then(crate::gateway::Gateway::control) {
+            epoll::add(
+                &epoll,
+                fd,
+                epoll::EventData::new_u64(TOKEN_ROUTER),
+                epoll::EventFlags::IN,
+            )
+            .map_err(setup("epoll"))?;
+        }
         Ok(Supervisor {
             source,
             exe_dir,
@@ -334,6 +349,7 @@ impl<'r> Supervisor<'r> {
             next_number: 1,
             stopping: None,
             last_tick: Instant::now(),
+            gateway,
         })
     }
 
@@ -399,6 +415,7 @@ impl<'r> Supervisor<'r> {
                     TOKEN_CONTROL => self.accept_emperor(),
                     TOKEN_EMPEROR => self.emperor_event(ev.flags),
                     TOKEN_EMPEROR_LOG => self.drain_log(),
+                    TOKEN_ROUTER => self.router_event(),
                     t if t > TOKEN_ZYGOTE => self.zygote_readable(t - TOKEN_ZYGOTE),
                     _ => {}
                 }
@@ -407,6 +424,7 @@ impl<'r> Supervisor<'r> {
             self.reap();
             let now = Instant::now();
             self.step(now);
+            self.router_step(now);
             self.report_to_emperor(now);
         }
     }
@@ -414,8 +432,9 @@ impl<'r> Supervisor<'r> {
     /// When the loop must wake next.
     fn next_wake(&self, now: Instant) -> Instant {
         if let Some(s) = &self.stopping {
-            // Children ending wake the loop (SIGCHLD); the deadline is the only timer.
-            return s.deadline.max(now);
+            // Children ending wake the loop (SIGCHLD); the deadlines are the only timers.
+            let router = self.gateway.as_ref().and_then(|g| g.deadline());
+            return router.map_or(s.deadline, |r| r.min(s.deadline)).max(now);
         }
         let mut at = self.last_tick + TICK;
         let mut consider = |t: Instant| at = at.min(t);
@@ -428,6 +447,9 @@ impl<'r> Supervisor<'r> {
             }
         }
         if let Some(t) = self.recycle_at {
+            consider(t);
+        }
+        if let Some(t) = self.gateway.as_ref().and_then(|g| g.deadline()) {
             consider(t);
         }
         if let Some(t) = self.emperor_wake(now) {
@@ -450,14 +472,16 @@ impl<'r> Supervisor<'r> {
 
     /// Whether the stop is over: every child gone, or gone past all patience.
     fn finished(&mut self, now: Instant) -> Option<u8> {
-        let s = self.stopping.as_ref()?;
-        let code = s.code;
-        if self.procs.is_empty() {
+        let (code, deadline, killed) = {
+            let s = self.stopping.as_ref()?;
+            (s.code, s.deadline, s.killed)
+        };
+        if self.procs.is_empty() && self.router_gone(now) {
             log!("goodbye (exit status {code})");
             return Some(code);
         }
-        if now >= s.deadline {
-            if s.killed {
+        if now >= deadline {
+            if killed {
                 log!(
                     "{} children still not gone after SIGKILL; exiting anyway",
                     self.procs.len()
@@ -467,6 +491,12 @@ impl<'r> Supervisor<'r> {
             for p in &self.procs {
                 log!("{} did not stop in time: SIGKILL", p.what());
                 p.signal(Signal::KILL);
+            }
+            if let Some(g) = &mut self.gateway
+                && g.pid().is_some()
+            {
+                log!("the router did not stop in time: SIGKILL");
+                g.kill();
             }
             self.stopping = Some(Stopping {
                 code,
@@ -515,6 +545,7 @@ impl<'r> Supervisor<'r> {
         }
         log!("{why}");
         self.send_emperor(ToEmperor::Stopping);
+        self.stop_router();
         let grace = match self.current() {
             Some(g) if graceful => g.plan.worker_reload_mercy,
             _ => STOP_GRACE,
@@ -554,6 +585,9 @@ impl<'r> Supervisor<'r> {
 
     fn exited(&mut self, pid: i32, status: WaitStatus) {
         let now = Instant::now();
+        if self.router_exited(pid, status, now) {
+            return;
+        }
         let Some(i) = self.procs.iter().position(|p| p.pid == pid) else {
             // An orphan (or a zygote's worker whose `Spawned` reply is still on its way).
             let waiting = self
