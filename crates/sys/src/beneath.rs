@@ -231,18 +231,22 @@ fn open_socket_beneath(dir: BorrowedFd<'_>, name: &str) -> Result<OwnedFd, Benea
 ///
 /// The connect blocks while the listener's backlog is full, as any unix stream connect does.
 pub fn connect_unix_beneath(dir: BorrowedFd<'_>, name: &str) -> Result<UnixStream, BeneathError> {
+    connect_beneath(dir, name, SocketFlags::CLOEXEC)
+}
+
+/// [`connect_unix_beneath`] with a socket made with `flags`.
+fn connect_beneath(
+    dir: BorrowedFd<'_>,
+    name: &str,
+    flags: SocketFlags,
+) -> Result<UnixStream, BeneathError> {
     let target = open_socket_beneath(dir, name)?;
     let connect = |source: io::Error| BeneathError::Connect {
         name: name.to_owned(),
         source,
     };
-    let sock = rustix::net::socket_with(
-        AddressFamily::UNIX,
-        SocketType::STREAM,
-        SocketFlags::CLOEXEC,
-        None,
-    )
-    .map_err(|e| connect(e.into()))?;
+    let sock = rustix::net::socket_with(AddressFamily::UNIX, SocketType::STREAM, flags, None)
+        .map_err(|e| connect(e.into()))?;
     let via = format!("/proc/self/fd/{}", target.as_raw_fd());
     let addr = SocketAddrUnix::new(via.as_str()).map_err(|e| connect(e.into()))?;
     rustix::net::connect(&sock, &addr).map_err(|e| connect(e.into()))?;
@@ -258,7 +262,27 @@ pub fn connect_vassal(
     name: &str,
     expected_uid: u32,
 ) -> Result<UnixStream, BeneathError> {
-    let stream = connect_unix_beneath(dir, name)?;
+    check_peer(connect_unix_beneath(dir, name)?, name, expected_uid)
+}
+
+/// [`connect_vassal`] with a non-blocking socket (for an event loop): the connect never waits.
+/// A listener whose backlog is full fails with `Connect` holding `EAGAIN`
+/// ([`io::ErrorKind::WouldBlock`]): try again later. The stream returned is non-blocking.
+pub fn connect_vassal_nonblocking(
+    dir: BorrowedFd<'_>,
+    name: &str,
+    expected_uid: u32,
+) -> Result<UnixStream, BeneathError> {
+    let flags = SocketFlags::CLOEXEC | SocketFlags::NONBLOCK;
+    check_peer(connect_beneath(dir, name, flags)?, name, expected_uid)
+}
+
+/// Checks that the listener of `stream` (connected to `name`) runs as `expected_uid`.
+fn check_peer(
+    stream: UnixStream,
+    name: &str,
+    expected_uid: u32,
+) -> Result<UnixStream, BeneathError> {
     let cred = crate::sock::peer_cred(&stream).map_err(|source| BeneathError::PeerCred {
         name: name.to_owned(),
         source,

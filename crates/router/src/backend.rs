@@ -1,0 +1,327 @@
+//! Reaching a node: a vassal's socket through its run directory, never following a link, with
+//! the listener's uid checked; or an `http-to` target. And the connection to it as one stream
+//! type, split in halves for streaming both ways.
+//!
+//! `RUN/vassals` is opened once (per run dir), each `RUN/vassals/NAME` once (`O_NOFOLLOW`) and
+//! kept; a vassal folder that was replaced (its socket is not found through the kept
+//! descriptor) is opened again once. The connect is non-blocking: a vassal whose backlog is
+//! full makes the request wait and try again, never a router thread block.
+
+use std::collections::HashMap;
+use std::io;
+use std::os::fd::{AsFd, OwnedFd};
+use std::path::{Path, PathBuf};
+use std::pin::Pin;
+use std::sync::{Arc, Mutex};
+use std::task::{Context, Poll};
+use std::time::Duration;
+
+use liege_sys::beneath::{self, BeneathError};
+use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
+use tokio::net::{TcpStream, UnixStream, tcp, unix};
+
+use crate::routes::Target;
+
+/// Why a node could not be reached.
+#[derive(Debug, thiserror::Error)]
+pub(crate) enum ConnectError {
+    /// Nobody listens (ECONNREFUSED), or the socket or its folder is not there (ENOENT): the
+    /// node is taken out for a while, and the request may wait for it.
+    #[error("node `{node}` refuses connections: {reason}")]
+    Refused { node: String, reason: String },
+    /// The listener's backlog is full: try again shortly.
+    #[error("node `{node}` is busy (its backlog is full)")]
+    Busy { node: String },
+    /// Anything else, refusals for safety included (a symlink, another uid): 502.
+    #[error("node `{node}` cannot be reached: {reason}")]
+    Failed { node: String, reason: String },
+}
+
+/// The descriptors of `RUN/vassals` and of each vassal's folder in it.
+#[derive(Debug, Default)]
+pub(crate) struct Dirs {
+    inner: Mutex<DirsInner>,
+}
+
+#[derive(Debug, Default)]
+struct DirsInner {
+    run_dir: PathBuf,
+    vassals: Option<Arc<OwnedFd>>,
+    folders: HashMap<Arc<str>, Arc<OwnedFd>>,
+}
+
+impl Dirs {
+    /// The folder of `vassal` (kept, or opened now), and whether it was kept.
+    fn folder(&self, run_dir: &Path, vassal: &Arc<str>) -> io::Result<(Arc<OwnedFd>, bool)> {
+        let mut d = self.inner.lock().unwrap_or_else(|e| e.into_inner());
+        if d.run_dir != run_dir {
+            d.run_dir = run_dir.to_owned();
+            d.vassals = None;
+            d.folders.clear();
+        }
+        if let Some(f) = d.folders.get(vassal) {
+            return Ok((f.clone(), true));
+        }
+        let vassals = match &d.vassals {
+            Some(v) => v.clone(),
+            None => {
+                // RUN is root's; only what lies beneath `vassals` is the customers'.
+                let f = fs_err::File::open(run_dir.join("vassals"))?;
+                let fd = Arc::new(OwnedFd::from(f.into_parts().0));
+                d.vassals = Some(fd.clone());
+                fd
+            }
+        };
+        let f = Arc::new(beneath::open_dir_nofollow(vassals.as_fd(), vassal)?);
+        d.folders.insert(vassal.clone(), f.clone());
+        Ok((f, false))
+    }
+
+    /// Forgets the folder of `vassal` (it is opened again next time).
+    fn forget(&self, vassal: &str) {
+        let mut d = self.inner.lock().unwrap_or_else(|e| e.into_inner());
+        d.folders.remove(vassal);
+    }
+}
+
+/// Whether an error means nobody listens there (now).
+fn refused_kind(e: &io::Error) -> bool {
+    matches!(
+        e.kind(),
+        io::ErrorKind::ConnectionRefused | io::ErrorKind::NotFound
+    )
+}
+
+/// Classifies a failed vassal connect.
+fn vassal_error(node: &str, e: &BeneathError) -> ConnectError {
+    let node = node.to_owned();
+    match e {
+        BeneathError::Connect { source, .. } if source.kind() == io::ErrorKind::WouldBlock => {
+            ConnectError::Busy { node }
+        }
+        BeneathError::Connect { source, .. } | BeneathError::Open { source, .. }
+            if refused_kind(source) =>
+        {
+            ConnectError::Refused {
+                node,
+                reason: e.to_string(),
+            }
+        }
+        _ => ConnectError::Failed {
+            node,
+            reason: e.to_string(),
+        },
+    }
+}
+
+/// Connects to a vassal's socket (synchronous system calls, none of which waits).
+fn connect_vassal(
+    dirs: &Dirs,
+    run_dir: &Path,
+    vassal: &Arc<str>,
+    socket: &str,
+    uid: u32,
+) -> Result<std::os::unix::net::UnixStream, ConnectError> {
+    let node = format!("{vassal}/{socket}");
+    let mut fresh_tried = false;
+    loop {
+        let (dir, kept) = dirs.folder(run_dir, vassal).map_err(|e| {
+            if refused_kind(&e) {
+                ConnectError::Refused {
+                    node: node.clone(),
+                    reason: e.to_string(),
+                }
+            } else {
+                ConnectError::Failed {
+                    node: node.clone(),
+                    reason: e.to_string(),
+                }
+            }
+        })?;
+        match beneath::connect_vassal_nonblocking(dir.as_fd(), socket, uid) {
+            Ok(s) => return Ok(s),
+            Err(e) => {
+                let err = vassal_error(&node, &e);
+                let stale = matches!(&e, BeneathError::Open { source, .. } if source.kind() == io::ErrorKind::NotFound);
+                if !matches!(err, ConnectError::Busy { .. }) {
+                    dirs.forget(vassal);
+                }
+                if kept && stale && !fresh_tried {
+                    fresh_tried = true;
+                    continue;
+                }
+                return Err(err);
+            }
+        }
+    }
+}
+
+/// Connects to `target`.
+pub(crate) async fn connect(
+    dirs: &Dirs,
+    run_dir: &Path,
+    target: &Target,
+    timeout: Duration,
+) -> Result<Backend, ConnectError> {
+    let io_err = |e: io::Error| {
+        let node = target.to_string();
+        if refused_kind(&e) {
+            ConnectError::Refused {
+                node,
+                reason: e.to_string(),
+            }
+        } else if e.kind() == io::ErrorKind::WouldBlock {
+            ConnectError::Busy { node }
+        } else {
+            ConnectError::Failed {
+                node,
+                reason: e.to_string(),
+            }
+        }
+    };
+    match target {
+        Target::Vassal {
+            vassal,
+            socket,
+            uid,
+        } => {
+            let s = connect_vassal(dirs, run_dir, vassal, socket, *uid)?;
+            Ok(Backend::Unix(UnixStream::from_std(s).map_err(io_err)?))
+        }
+        Target::Unix(path) => Ok(Backend::Unix(
+            UnixStream::connect(path).await.map_err(io_err)?,
+        )),
+        Target::Tcp(addr) => match tokio::time::timeout(timeout, TcpStream::connect(addr)).await {
+            Ok(Ok(s)) => {
+                let _ = s.set_nodelay(true);
+                Ok(Backend::Tcp(s))
+            }
+            Ok(Err(e)) => Err(io_err(e)),
+            Err(_) => Err(ConnectError::Failed {
+                node: target.to_string(),
+                reason: "the connection timed out".into(),
+            }),
+        },
+    }
+}
+
+/// A connection to a node.
+#[derive(Debug)]
+pub(crate) enum Backend {
+    Unix(UnixStream),
+    Tcp(TcpStream),
+}
+
+impl Backend {
+    /// Splits into halves that can be used at once by two tasks.
+    pub(crate) fn split(self) -> (BackendRead, BackendWrite) {
+        match self {
+            Backend::Unix(s) => {
+                let (r, w) = s.into_split();
+                (BackendRead::Unix(r), BackendWrite::Unix(w))
+            }
+            Backend::Tcp(s) => {
+                let (r, w) = s.into_split();
+                (BackendRead::Tcp(r), BackendWrite::Tcp(w))
+            }
+        }
+    }
+
+    /// Joins halves made by [`Backend::split`].
+    pub(crate) fn reunite(r: BackendRead, w: BackendWrite) -> Option<Backend> {
+        match (r, w) {
+            (BackendRead::Unix(r), BackendWrite::Unix(w)) => r.reunite(w).ok().map(Backend::Unix),
+            (BackendRead::Tcp(r), BackendWrite::Tcp(w)) => r.reunite(w).ok().map(Backend::Tcp),
+            _ => None,
+        }
+    }
+}
+
+macro_rules! delegate_read {
+    ($t:ty) => {
+        impl AsyncRead for $t {
+            fn poll_read(
+                self: Pin<&mut Self>,
+                cx: &mut Context<'_>,
+                buf: &mut ReadBuf<'_>,
+            ) -> Poll<io::Result<()>> {
+                match self.get_mut() {
+                    Self::Unix(s) => Pin::new(s).poll_read(cx, buf),
+                    Self::Tcp(s) => Pin::new(s).poll_read(cx, buf),
+                }
+            }
+        }
+    };
+}
+
+macro_rules! delegate_write {
+    ($t:ty) => {
+        impl AsyncWrite for $t {
+            fn poll_write(
+                self: Pin<&mut Self>,
+                cx: &mut Context<'_>,
+                buf: &[u8],
+            ) -> Poll<io::Result<usize>> {
+                match self.get_mut() {
+                    Self::Unix(s) => Pin::new(s).poll_write(cx, buf),
+                    Self::Tcp(s) => Pin::new(s).poll_write(cx, buf),
+                }
+            }
+            fn poll_write_vectored(
+                self: Pin<&mut Self>,
+                cx: &mut Context<'_>,
+                bufs: &[io::IoSlice<'_>],
+            ) -> Poll<io::Result<usize>> {
+                match self.get_mut() {
+                    Self::Unix(s) => Pin::new(s).poll_write_vectored(cx, bufs),
+                    Self::Tcp(s) => Pin::new(s).poll_write_vectored(cx, bufs),
+                }
+            }
+            fn is_write_vectored(&self) -> bool {
+                true
+            }
+            fn poll_flush(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+                match self.get_mut() {
+                    Self::Unix(s) => Pin::new(s).poll_flush(cx),
+                    Self::Tcp(s) => Pin::new(s).poll_flush(cx),
+                }
+            }
+            fn poll_shutdown(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+                match self.get_mut() {
+                    Self::Unix(s) => Pin::new(s).poll_shutdown(cx),
+                    Self::Tcp(s) => Pin::new(s).poll_shutdown(cx),
+                }
+            }
+        }
+    };
+}
+
+/// The read half of a [`Backend`].
+#[derive(Debug)]
+pub(crate) enum BackendRead {
+    Unix(unix::OwnedReadHalf),
+    Tcp(tcp::OwnedReadHalf),
+}
+
+/// The write half of a [`Backend`].
+#[derive(Debug)]
+pub(crate) enum BackendWrite {
+    Unix(unix::OwnedWriteHalf),
+    Tcp(tcp::OwnedWriteHalf),
+}
+
+impl BackendWrite {
+    /// Drops this half without shutting the stream's write side: the node sees no end of the
+    /// request (a uwsgi node reads its body by length) while its answer is read.
+    pub(crate) fn forget(self) {
+        match self {
+            BackendWrite::Unix(w) => w.forget(),
+            BackendWrite::Tcp(w) => w.forget(),
+        }
+    }
+}
+
+delegate_read!(Backend);
+delegate_write!(Backend);
+delegate_read!(BackendRead);
+delegate_write!(BackendWrite);
