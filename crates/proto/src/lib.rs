@@ -7,4 +7,5 @@ pub mod emperor;
 pub mod handoff;
 pub mod router;
 pub mod scoreboard;
+pub mod subscription;
 pub mod uwsgi;
