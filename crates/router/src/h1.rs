@@ -311,7 +311,11 @@ impl<S: ClientIo> Conn<S> {
         let consumed = matches!(client_body, ClientBody::Done);
         let (picked, backend) = match self.shared.connect(cfg, &req.domain).await {
             Ok(x) => x,
-            Err(status) => return self.answer(e, status, keep_alive && consumed).await,
+            Err(status) => {
+                // Counted as the vassal's (its nodes are down or starting).
+                e.node = domain.nodes.first().cloned();
+                return self.answer(e, status, keep_alive && consumed).await;
+            }
         };
         let node = picked.node.clone();
         e.node = Some(node.clone());
