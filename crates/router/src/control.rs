@@ -37,11 +37,12 @@ pub(crate) async fn run(shared: Arc<Shared>, stream: UnixStream) -> Result<(), R
                 }
                 decoder.feed(&buf[..n]);
                 while let Some(msg) = decoder.next_message::<ToRouter>()? {
-                    if let Some(answer) = apply(&shared, msg).await {
-                        if let Err(e) = wr.write_all(&encode(&answer)).await {
-                            return if gone(&e) { Ok(()) } else { Err(RouterError::Control(e)) };
-                        }
+                    if let Some(answer) = apply(&shared, msg).await
+                        && let Err(e) = wr.write_all(&encode(&answer)).await
+                    {
+                        return if gone(&e) { Ok(()) } else { Err(RouterError::Control(e)) };
                     }
+
                 }
             }
             _ = tick.tick() => {
