@@ -397,7 +397,9 @@ impl<S: ClientIo> Conn<S> {
             loop {
                 tokio::select! {
                     r = &mut pump, if pumped.is_none() => {
-                        let failed = r.is_err();
+                        // A node that stops reading may still answer (a 413 of its own):
+                        // wait for it. A client's fault ends the request.
+                        let failed = matches!(r, Err(ref e) if !matches!(e, BodyError::Node));
                         pumped = Some(r);
                         if failed {
                             break None;
@@ -419,7 +421,12 @@ impl<S: ClientIo> Conn<S> {
                 self.body_failed(e, err).await
             }
             (Some(Ok(Responded::Done { close })), pumped) => {
-                !close && matches!(pumped, Some(Ok(_)))
+                let consumed = matches!(pumped, Some(Ok(_)));
+                if !consumed {
+                    // The client may still be sending the body: let it read the answer.
+                    self.linger().await;
+                }
+                !close && consumed
             }
             (Some(Ok(Responded::Upgrade(body))), _) => {
                 self.splice(body, bwr, e).await;
