@@ -45,20 +45,25 @@ const LINGER_BYTES: usize = 256 * 1024;
 
 /// A client stream.
 pub(crate) trait ClientIo: AsyncRead + AsyncWrite + Unpin + Send + 'static {
-    /// Waits until a read may not block, without a buffer (an idle connection holds none);
-    /// streams that buffer themselves (TLS) return at once.
-    fn ready(&self) -> impl Future<Output = io::Result<()>> + Send;
+    /// Waits until a read may not block, without a buffer (an idle connection holds none).
+    fn ready(&mut self) -> impl Future<Output = io::Result<()>> + Send;
 }
 
 impl ClientIo for TcpStream {
-    fn ready(&self) -> impl Future<Output = io::Result<()>> + Send {
+    fn ready(&mut self) -> impl Future<Output = io::Result<()>> + Send {
         self.readable()
     }
 }
 
 impl ClientIo for tokio_rustls::server::TlsStream<TcpStream> {
-    fn ready(&self) -> impl Future<Output = io::Result<()>> + Send {
-        std::future::ready(Ok(()))
+    async fn ready(&mut self) -> io::Result<()> {
+        let (tcp, conn) = self.get_mut();
+        // Records already read may hold plaintext (or the close): then a read will not block.
+        let state = conn.process_new_packets().map_err(io::Error::other)?;
+        if state.plaintext_bytes_to_read() > 0 || state.peer_has_closed() {
+            return Ok(());
+        }
+        tcp.readable().await
     }
 }
 
@@ -157,7 +162,8 @@ pub(crate) async fn serve<S: ClientIo>(shared: Arc<Shared>, io: S, peer: Peer, h
             Next::H2c => {
                 let pre = std::mem::take(&mut c.buf).freeze();
                 let io = Rewind { pre, inner: c.io };
-                crate::h2::serve(c.shared, io, c.peer).await;
+                // Boxed: an HTTP/1 connection's state stays small.
+                Box::pin(crate::h2::serve(c.shared, io, c.peer)).await;
                 return;
             }
             Next::Close => return,
