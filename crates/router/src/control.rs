@@ -27,26 +27,44 @@ pub(crate) async fn run(shared: Arc<Shared>, stream: UnixStream) -> Result<(), R
     loop {
         tokio::select! {
             r = rd.read(&mut buf) => {
-                let n = r.map_err(RouterError::Control)?;
+                let n = match r {
+                    Ok(n) => n,
+                    Err(e) if gone(&e) => 0,
+                    Err(e) => return Err(RouterError::Control(e)),
+                };
                 if n == 0 {
                     return Ok(());
                 }
                 decoder.feed(&buf[..n]);
                 while let Some(msg) = decoder.next_message::<ToRouter>()? {
-                    if let Some(answer) = apply(&shared, msg).await {
-                        wr.write_all(&encode(&answer)).await.map_err(RouterError::Control)?;
+                    if let Some(answer) = apply(&shared, msg).await
+                        && let Err(e) = wr.write_all(&encode(&answer)).await
+                    {
+                        return if gone(&e) { Ok(()) } else { Err(RouterError::Control(e)) };
                     }
+
                 }
             }
             _ = tick.tick() => {
                 let now = shared.registry.lock().unwrap_or_else(|e| e.into_inner()).counters_snapshot();
                 if now != last {
-                    wr.write_all(&encode(&FromRouter::Counters(now.clone()))).await.map_err(RouterError::Control)?;
+                    if let Err(e) = wr.write_all(&encode(&FromRouter::Counters(now.clone()))).await {
+                        return if gone(&e) { Ok(()) } else { Err(RouterError::Control(e)) };
+                    }
                     last = now;
                 }
             }
         }
     }
+}
+
+/// Whether an error means the parent closed its end (a close with unread messages is a
+/// reset): the router stops as when it reads the end.
+fn gone(e: &std::io::Error) -> bool {
+    matches!(
+        e.kind(),
+        std::io::ErrorKind::ConnectionReset | std::io::ErrorKind::BrokenPipe
+    )
 }
 
 /// Applies one message; the answer to send, if any.

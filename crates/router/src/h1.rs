@@ -45,20 +45,25 @@ const LINGER_BYTES: usize = 256 * 1024;
 
 /// A client stream.
 pub(crate) trait ClientIo: AsyncRead + AsyncWrite + Unpin + Send + 'static {
-    /// Waits until a read may not block, without a buffer (an idle connection holds none);
-    /// streams that buffer themselves (TLS) return at once.
-    fn ready(&self) -> impl Future<Output = io::Result<()>> + Send;
+    /// Waits until a read may not block, without a buffer (an idle connection holds none).
+    fn ready(&mut self) -> impl Future<Output = io::Result<()>> + Send;
 }
 
 impl ClientIo for TcpStream {
-    fn ready(&self) -> impl Future<Output = io::Result<()>> + Send {
+    fn ready(&mut self) -> impl Future<Output = io::Result<()>> + Send {
         self.readable()
     }
 }
 
 impl ClientIo for tokio_rustls::server::TlsStream<TcpStream> {
-    fn ready(&self) -> impl Future<Output = io::Result<()>> + Send {
-        std::future::ready(Ok(()))
+    async fn ready(&mut self) -> io::Result<()> {
+        let (tcp, conn) = self.get_mut();
+        // Records already read may hold plaintext (or the close): then a read will not block.
+        let state = conn.process_new_packets().map_err(io::Error::other)?;
+        if state.plaintext_bytes_to_read() > 0 || state.peer_has_closed() {
+            return Ok(());
+        }
+        tcp.readable().await
     }
 }
 
@@ -157,7 +162,8 @@ pub(crate) async fn serve<S: ClientIo>(shared: Arc<Shared>, io: S, peer: Peer, h
             Next::H2c => {
                 let pre = std::mem::take(&mut c.buf).freeze();
                 let io = Rewind { pre, inner: c.io };
-                crate::h2::serve(c.shared, io, c.peer).await;
+                // Boxed: an HTTP/1 connection's state stays small.
+                Box::pin(crate::h2::serve(c.shared, io, c.peer)).await;
                 return;
             }
             Next::Close => return,
@@ -311,7 +317,11 @@ impl<S: ClientIo> Conn<S> {
         let consumed = matches!(client_body, ClientBody::Done);
         let (picked, backend) = match self.shared.connect(cfg, &req.domain).await {
             Ok(x) => x,
-            Err(status) => return self.answer(e, status, keep_alive && consumed).await,
+            Err(status) => {
+                // Counted as the vassal's (its nodes are down or starting).
+                e.node = domain.nodes.first().cloned();
+                return self.answer(e, status, keep_alive && consumed).await;
+            }
         };
         let node = picked.node.clone();
         e.node = Some(node.clone());
@@ -393,7 +403,9 @@ impl<S: ClientIo> Conn<S> {
             loop {
                 tokio::select! {
                     r = &mut pump, if pumped.is_none() => {
-                        let failed = r.is_err();
+                        // A node that stops reading may still answer (a 413 of its own):
+                        // wait for it. A client's fault ends the request.
+                        let failed = matches!(r, Err(ref e) if !matches!(e, BodyError::Node));
                         pumped = Some(r);
                         if failed {
                             break None;
@@ -415,7 +427,12 @@ impl<S: ClientIo> Conn<S> {
                 self.body_failed(e, err).await
             }
             (Some(Ok(Responded::Done { close })), pumped) => {
-                !close && matches!(pumped, Some(Ok(_)))
+                let consumed = matches!(pumped, Some(Ok(_)));
+                if !consumed {
+                    // The client may still be sending the body: let it read the answer.
+                    self.linger().await;
+                }
+                !close && consumed
             }
             (Some(Ok(Responded::Upgrade(body))), _) => {
                 self.splice(body, bwr, e).await;

@@ -421,7 +421,11 @@ async fn forward(
     }
     let (picked, backend) = match shared.connect(cfg, &req.domain).await {
         Ok(x) => x,
-        Err(status) => return fin.page(status),
+        Err(status) => {
+            // Counted as the vassal's (its nodes are down or starting).
+            fin.entry.node = domain.nodes.first().cloned();
+            return fin.page(status);
+        }
     };
     let node = picked.node.clone();
     fin.entry.node = Some(node.clone());

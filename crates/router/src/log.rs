@@ -60,14 +60,20 @@ impl Log {
 
 fn writer(rx: Receiver<String>) {
     let stderr = std::io::stderr();
-    let mut out = std::io::BufWriter::with_capacity(64 * 1024, stderr.lock());
+    let mut batch = Vec::with_capacity(64 * 1024);
     while let Ok(line) = rx.recv() {
-        let _ = out.write_all(line.as_bytes());
-        let _ = out.write_all(b"\n");
-        while let Ok(line) = rx.try_recv() {
-            let _ = out.write_all(line.as_bytes());
-            let _ = out.write_all(b"\n");
+        batch.clear();
+        batch.extend_from_slice(line.as_bytes());
+        batch.push(b'\n');
+        while batch.len() < 64 * 1024
+            && let Ok(line) = rx.try_recv()
+        {
+            batch.extend_from_slice(line.as_bytes());
+            batch.push(b'\n');
         }
+        // Locked per batch only: a panic message elsewhere must not wait for the log.
+        let mut out = stderr.lock();
+        let _ = out.write_all(&batch);
         let _ = out.flush();
     }
 }

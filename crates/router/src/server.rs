@@ -56,14 +56,18 @@ pub(crate) async fn accept_loop(shared: Arc<Shared>, listener: TcpListener, tls:
             tls,
         };
         let shared = shared.clone();
-        tokio::spawn(async move {
-            let _guard = guard;
-            if tls {
+        // Separate tasks, so a plain connection's task is not sized for a TLS one.
+        if tls {
+            tokio::spawn(async move {
+                let _guard = guard;
                 serve_tls(shared, stream, peer).await;
-            } else {
+            });
+        } else {
+            tokio::spawn(async move {
+                let _guard = guard;
                 crate::h1::serve(shared, stream, peer, true).await;
-            }
-        });
+            });
+        }
     }
 }
 
@@ -82,8 +86,8 @@ async fn serve_tls(shared: Arc<Shared>, stream: TcpStream, peer: Peer) {
         _ => return,
     };
     if tls.get_ref().1.alpn_protocol() == Some(b"h2") {
-        crate::h2::serve(shared, tls, peer).await;
+        Box::pin(crate::h2::serve(shared, tls, peer)).await;
     } else {
-        crate::h1::serve(shared, tls, peer, false).await;
+        Box::pin(crate::h1::serve(shared, tls, peer, false)).await;
     }
 }

@@ -156,3 +156,48 @@ async fn head_and_no_content_answers_carry_no_body() {
     c.send(b"GET / HTTP/1.1\r\nHost: shop.com\r\n\r\n").await;
     assert_eq!(c.response().await.unwrap().text(), "hello");
 }
+
+#[tokio::test]
+async fn a_node_that_answers_before_reading_the_body_is_heard() {
+    let mut r = Router::start().await;
+    let dir = r.vassal_dir("shop");
+    let _n = serve_unix(&dir.join("app.sock"), |mut s| async move {
+        read_uwsgi_vars(&mut s).await;
+        let mut some = [0u8; 10];
+        tokio::io::AsyncReadExt::read_exact(&mut s, &mut some)
+            .await
+            .unwrap();
+        let _ = tokio::io::AsyncWriteExt::write_all(
+            &mut s,
+            b"HTTP/1.1 413 Too Big\r\nContent-Length: 3\r\n\r\nbig",
+        )
+        .await;
+    });
+    r.set_routes(vec![route("shop.com", "shop")]).await;
+    let c = Client::connect(r.plain).await;
+    let (mut rd, mut w) = (c.r, c.w);
+    let size = 20 << 20;
+    tokio::io::AsyncWriteExt::write_all(
+        &mut w,
+        format!("POST / HTTP/1.1\r\nHost: shop.com\r\nContent-Length: {size}\r\n\r\n").as_bytes(),
+    )
+    .await
+    .unwrap();
+    let writer = tokio::spawn(async move {
+        let piece = vec![b'x'; 65536];
+        let mut sent = 0;
+        while sent < size {
+            if tokio::io::AsyncWriteExt::write_all(&mut w, &piece)
+                .await
+                .is_err()
+            {
+                break;
+            }
+            sent += piece.len();
+        }
+    });
+    let resp = read_response(&mut rd, false).await.unwrap();
+    assert_eq!((resp.status, resp.text().as_str()), (413, "big"));
+    assert_eq!(resp.header("connection"), Some("close"));
+    writer.await.unwrap();
+}

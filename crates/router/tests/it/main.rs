@@ -8,12 +8,14 @@
 //! - `tls`: SNI, HTTP/2 by ALPN, h2c.
 //! - `websocket`: upgrades spliced.
 //! - `control`: settings and certificates swapped while requests run, counters, stopping.
+//! - `memory`: what an idle keep-alive connection costs (a measurement, run by hand).
 
 mod support;
 
 mod control;
 mod forwarding;
 mod hardening;
+mod memory;
 mod nodes;
 mod routing;
 mod streaming;

@@ -33,8 +33,16 @@ pub struct Router {
     pub counters: Vec<Vec<liege_proto::router::Counters>>,
 }
 
+/// Socket buffers of the router's client connections (and of [`Client::small`]): fixed and
+/// small, so what sits in the kernel is bounded and what a test sees in flight is the router's.
+pub const SOCKET_BUFFER: u32 = 256 * 1024;
+
 fn listener() -> (OwnedFd, SocketAddr) {
-    let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let s = tokio::net::TcpSocket::new_v4().unwrap();
+    s.set_recv_buffer_size(SOCKET_BUFFER).unwrap();
+    s.set_send_buffer_size(SOCKET_BUFFER).unwrap();
+    s.bind("127.0.0.1:0".parse().unwrap()).unwrap();
+    let l = s.listen(1024).unwrap().into_std().unwrap();
     let a = l.local_addr().unwrap();
     (OwnedFd::from(l), a)
 }
@@ -418,6 +426,19 @@ pub struct Client {
 impl Client {
     pub async fn connect(addr: SocketAddr) -> Client {
         let s = TcpStream::connect(addr).await.unwrap();
+        let (r, w) = s.into_split();
+        Client {
+            r: BufReader::new(r),
+            w,
+        }
+    }
+
+    /// A connection with small socket buffers.
+    pub async fn small(addr: SocketAddr) -> Client {
+        let s = tokio::net::TcpSocket::new_v4().unwrap();
+        s.set_recv_buffer_size(SOCKET_BUFFER).unwrap();
+        s.set_send_buffer_size(SOCKET_BUFFER).unwrap();
+        let s = s.connect(addr).await.unwrap();
         let (r, w) = s.into_split();
         Client {
             r: BufReader::new(r),
