@@ -167,17 +167,12 @@ pub(crate) fn run(args: &[String]) -> ExitCode {
 
 /// Step 4: the router, until its control socket closes.
 fn serve(handoff: Handoff) -> Result<(), String> {
-    if handoff.subscription.is_some() {
-        err(
-            "liege router-gateway: `http-subscription-server` is bound, but this router does not read subscription packets yet: routes come from the emperor",
-        );
-    }
     let listeners = handoff
         .listeners
         .into_iter()
         .map(|(fd, tls)| liege_router::Listener { fd, tls })
         .collect();
-    liege_router::run(listeners, handoff.control).map_err(|e| e.to_string())
+    liege_router::run(listeners, handoff.control, handoff.subscription).map_err(|e| e.to_string())
 }
 
 #[cfg(test)]

@@ -86,13 +86,8 @@ async fn apply(shared: &Shared, msg: ToRouter) -> Option<FromRouter> {
             Some(FromRouter::Applied { error })
         }
         ToRouter::Routes(routes) => {
-            let cfg = shared.config.load();
-            let table = shared
-                .registry
-                .lock()
-                .unwrap_or_else(|e| e.into_inner())
-                .table(&routes, cfg.http_to_nodes());
-            shared.set_table(table);
+            *shared.routes.lock().unwrap_or_else(|e| e.into_inner()) = routes;
+            shared.rebuild();
             None
         }
     }

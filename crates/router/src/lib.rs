@@ -25,6 +25,7 @@ mod response;
 mod routes;
 mod server;
 mod shared;
+mod subscriptions;
 mod tls;
 
 use std::os::fd::OwnedFd;
@@ -55,6 +56,8 @@ pub enum RouterError {
     Listener { fd: i32, source: std::io::Error },
     #[error("the router's control channel failed: {0}")]
     Control(std::io::Error),
+    #[error("the subscription socket cannot be used: {0}")]
+    Subscription(std::io::Error),
     #[error(transparent)]
     Frame(#[from] liege_proto::router::FrameError),
     #[error("the router's TLS state cannot be made: {0}")]
@@ -67,8 +70,16 @@ pub enum RouterError {
 pub async fn serve(
     listeners: Vec<Listener>,
     control: tokio::net::UnixStream,
+    subscription: Option<OwnedFd>,
 ) -> Result<(), RouterError> {
     let shared = Arc::new(shared::Shared::new()?);
+    if let Some(fd) = subscription {
+        let std = std::net::UdpSocket::from(fd);
+        std.set_nonblocking(true)
+            .map_err(RouterError::Subscription)?;
+        let socket = tokio::net::UdpSocket::from_std(std).map_err(RouterError::Subscription)?;
+        tokio::spawn(subscriptions::run(shared.clone(), socket));
+    }
     let mut accepting = Vec::with_capacity(listeners.len());
     let mut sockets = Vec::with_capacity(listeners.len());
     for l in listeners {
@@ -103,6 +114,7 @@ pub async fn serve(
 pub fn run(
     listeners: Vec<Listener>,
     control: std::os::unix::net::UnixStream,
+    subscription: Option<OwnedFd>,
 ) -> Result<(), RouterError> {
     let threads = std::thread::available_parallelism().map_or(1, std::num::NonZero::get);
     let rt = tokio::runtime::Builder::new_multi_thread()
@@ -116,7 +128,7 @@ pub fn run(
         .map_err(RouterError::Control)?;
     let result = rt.block_on(async {
         let control = tokio::net::UnixStream::from_std(control).map_err(RouterError::Control)?;
-        serve(listeners, control).await
+        serve(listeners, control, subscription).await
     });
     rt.shutdown_timeout(Duration::from_secs(1));
     result

@@ -292,9 +292,17 @@ impl Registry {
 
     /// Builds the table of `routes`, sharing runtimes with the previous ones; runtimes of nodes
     /// no longer routed (and not `http-to`, which the caller passes in `keep`) are forgotten.
-    pub(crate) fn table(&mut self, routes: &[Route], keep: &[Arc<Node>]) -> Table {
+    ///
+    /// `subs` are the nodes of uWSGI subscription packets: each serves its domain only when no
+    /// route names that domain (a domain of the emperor's vassals is never taken over).
+    pub(crate) fn table(
+        &mut self,
+        routes: &[Route],
+        keep: &[Arc<Node>],
+        subs: &[(String, Target)],
+    ) -> Table {
         type Nodes = (Vec<Arc<Node>>, Vec<Option<u64>>);
-        let mut by_domain: HashMap<&str, Nodes> = HashMap::new();
+        let mut by_domain: HashMap<String, Nodes> = HashMap::new();
         let mut names: HashMap<&str, Arc<str>> = HashMap::new();
         let mut live: Vec<(Target, bool)> = Vec::new();
         for r in routes {
@@ -316,9 +324,27 @@ impl Registry {
                 rt,
                 counters: Some(self.counters(&vassal)),
             });
-            let e = by_domain.entry(r.domain.as_str()).or_default();
+            let e = by_domain.entry(r.domain.clone()).or_default();
             e.0.push(node);
             e.1.push(r.limit_post);
+        }
+        let routed: std::collections::HashSet<String> = by_domain.keys().cloned().collect();
+        for (domain, target) in subs {
+            if routed.contains(domain) {
+                continue;
+            }
+            let rt = self.runtime(target, NodeProto::Uwsgi);
+            live.push((target.clone(), false));
+            let node = Arc::new(Node {
+                target: target.clone(),
+                proto: NodeProto::Uwsgi,
+                starting: false,
+                rt,
+                counters: None,
+            });
+            let e = by_domain.entry(domain.clone()).or_default();
+            e.0.push(node);
+            e.1.push(None);
         }
         live.extend(
             keep.iter()
@@ -380,6 +406,7 @@ mod tests {
                 route("Shop.Example.COM", "d"),
             ],
             &[],
+            &[],
         );
         assert_eq!(vassal_of(&t, "example.com").as_deref(), Some("a"));
         assert_eq!(vassal_of(&t, "www.example.com").as_deref(), Some("b"));
@@ -397,7 +424,7 @@ mod tests {
         let mut reg = Registry::default();
         let mut r2 = route("a.com", "two");
         r2.socket = "b.sock".into();
-        let t = reg.table(&[route("a.com", "one"), r2.clone()], &[]);
+        let t = reg.table(&[route("a.com", "one"), r2.clone()], &[], &[]);
         let d = t.lookup("a.com").unwrap();
         // Least connections: while one is busy, the other is chosen.
         let (i, busy) = d.pick(Balance::LeastConn, 0, 0).unwrap();
@@ -427,7 +454,7 @@ mod tests {
         }
         assert_eq!(n.backoff_ms(), 30_000);
         // The back-off outlives a new table with the same node.
-        let t2 = reg.table(&[route("a.com", "one"), r2], &[]);
+        let t2 = reg.table(&[route("a.com", "one"), r2], &[], &[]);
         let n2 = t2
             .lookup("a.com")
             .unwrap()
@@ -445,7 +472,7 @@ mod tests {
         let mut reg = Registry::default();
         let mut r = route("a.com", "one");
         r.state = NodeState::Starting;
-        let t = reg.table(&[r], &[]);
+        let t = reg.table(&[r], &[], &[]);
         assert!(
             t.lookup("a.com")
                 .unwrap()
@@ -461,7 +488,7 @@ mod tests {
         a.limit_post = Some(10);
         let mut b = route("a.com", "two");
         b.limit_post = Some(5);
-        let t = reg.table(&[a, b], &[]);
+        let t = reg.table(&[a, b], &[], &[]);
         assert_eq!(t.lookup("a.com").unwrap().limit_post, Some(5));
     }
 }

@@ -32,6 +32,10 @@ pub(crate) struct Shared {
     /// Woken when a new table is in.
     routes_changed: Notify,
     pub(crate) registry: Mutex<Registry>,
+    /// The parent's last route table, kept to rebuild the table when subscriptions change.
+    pub(crate) routes: Mutex<Vec<liege_proto::router::Route>>,
+    /// The nodes uWSGI subscription packets added.
+    pub(crate) subscriptions: Mutex<crate::subscriptions::Subscriptions>,
     pub(crate) resumption: Resumption,
     dirs: Dirs,
     per_ip: Mutex<HashMap<IpAddr, u32>>,
@@ -118,6 +122,8 @@ impl Shared {
             table: ArcSwap::from_pointee(Table::default()),
             routes_changed: Notify::new(),
             registry: Mutex::new(Registry::default()),
+            routes: Mutex::new(Vec::new()),
+            subscriptions: Mutex::new(crate::subscriptions::Subscriptions::default()),
             resumption: Resumption::new()?,
             dirs: Dirs::default(),
             per_ip: Mutex::new(HashMap::new()),
@@ -132,6 +138,28 @@ impl Shared {
     /// Milliseconds since the router started.
     pub(crate) fn now_ms(&self) -> u64 {
         u64::try_from(self.epoch.elapsed().as_millis()).unwrap_or(u64::MAX)
+    }
+
+    /// Builds the table again from the parent's routes, the subscriptions and `http-to`, and
+    /// swaps it in.
+    pub(crate) fn rebuild(&self) {
+        let cfg = self.config.load();
+        let routes = self
+            .routes
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .clone();
+        let subs = self
+            .subscriptions
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .entries();
+        let table = self
+            .registry
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .table(&routes, cfg.http_to_nodes(), &subs);
+        self.set_table(table);
     }
 
     /// Swaps in a new route table and wakes the requests waiting for a node.

@@ -8,6 +8,7 @@
 //! - `tls`: SNI, HTTP/2 by ALPN, h2c.
 //! - `websocket`: upgrades spliced.
 //! - `control`: settings and certificates swapped while requests run, counters, stopping.
+//! - `subscriptions`: uWSGI subscription packets add and withdraw nodes.
 //! - `memory`: what an idle keep-alive connection costs (a measurement, run by hand).
 
 mod support;
@@ -19,5 +20,6 @@ mod memory;
 mod nodes;
 mod routing;
 mod streaming;
+mod subscriptions;
 mod tls;
 mod websocket;

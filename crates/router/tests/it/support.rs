@@ -23,6 +23,8 @@ use tokio::task::JoinHandle;
 pub struct Router {
     pub plain: SocketAddr,
     pub tls: SocketAddr,
+    /// The subscription server's UDP address.
+    pub subscription: SocketAddr,
     pub run: tempfile::TempDir,
     control: UnixStream,
     decoder: FrameDecoder,
@@ -60,12 +62,15 @@ impl Router {
         let (pf, plain) = listener();
         let (tf, tls) = listener();
         let (ours, theirs) = UnixStream::pair().unwrap();
+        let udp = std::net::UdpSocket::bind("127.0.0.1:0").unwrap();
+        let subscription = udp.local_addr().unwrap();
         let task = tokio::spawn(liege_router::serve(
             vec![
                 liege_router::Listener { fd: pf, tls: false },
                 liege_router::Listener { fd: tf, tls: true },
             ],
             theirs,
+            Some(OwnedFd::from(udp)),
         ));
         let run = tempfile::tempdir().unwrap();
         fs_err::create_dir(run.path().join("vassals")).unwrap();
@@ -85,6 +90,7 @@ impl Router {
         let mut r = Router {
             plain,
             tls,
+            subscription,
             run,
             control: ours,
             decoder: FrameDecoder::new(),
