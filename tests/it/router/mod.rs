@@ -11,4 +11,5 @@
 
 mod gateway;
 mod matrix;
+mod robust;
 mod support;

@@ -63,8 +63,8 @@ pub(crate) fn read_one(s: &mut BufReader<TcpStream>) -> std::io::Result<Resp> {
     read_response(s, false)
 }
 
-/// Whether the peer closed `s`: EOF (or a reset) before anything else, reading at most `limit`
-/// (bytes that come first, a refusal page say, are skipped).
+/// Whether the peer closed `s`: EOF or a reset, bytes before it (a refusal page, say) skipped;
+/// false when the read times out (the stream's read timeout) or fails otherwise.
 pub(crate) fn closed_by_peer(s: &mut impl Read) -> bool {
     let mut buf = [0u8; 4096];
     loop {
@@ -286,6 +286,8 @@ pub(crate) fn certificate(dir: &Path, name: &str) -> (PathBuf, PathBuf) {
 pub(crate) struct UnixServer {
     path: PathBuf,
     stop: Arc<AtomicBool>,
+    /// The listener, to shut down (which wakes the accepting thread) when dropped.
+    listener: UnixListener,
     accept: Option<std::thread::JoinHandle<()>>,
 }
 
@@ -299,12 +301,16 @@ impl UnixServer {
         let stop = Arc::new(AtomicBool::new(false));
         let handler = Arc::new(handler);
         let flag = stop.clone();
+        let kept = listener.try_clone().expect("dup the listener");
         let accept = std::thread::spawn(move || {
             for conn in listener.incoming() {
                 if flag.load(Ordering::Relaxed) {
                     return;
                 }
-                let Ok(conn) = conn else { continue };
+                let Ok(conn) = conn else {
+                    std::thread::sleep(Duration::from_millis(10));
+                    continue;
+                };
                 let h = handler.clone();
                 std::thread::spawn(move || h(conn));
             }
@@ -312,6 +318,7 @@ impl UnixServer {
         UnixServer {
             path: path.to_owned(),
             stop,
+            listener: kept,
             accept: Some(accept),
         }
     }
@@ -324,7 +331,7 @@ impl UnixServer {
 impl Drop for UnixServer {
     fn drop(&mut self) {
         self.stop.store(true, Ordering::Relaxed);
-        let _ = UnixStream::connect(&self.path);
+        let _ = rustix::net::shutdown(&self.listener, rustix::net::Shutdown::Both);
         if let Some(t) = self.accept.take() {
             let _ = t.join();
         }
@@ -332,8 +339,8 @@ impl Drop for UnixServer {
     }
 }
 
-/// One HTTP/1.1 request head as a server reads it: the head's text, and its body (by
-/// Content-Length; chunked bodies are not read).
+/// One HTTP/1.1 request as a server reads it: the head's text, and its body (by Content-Length,
+/// or de-chunked).
 pub(crate) fn read_request(r: &mut impl BufRead) -> std::io::Result<(String, Vec<u8>)> {
     let mut head = String::new();
     loop {
@@ -344,6 +351,28 @@ pub(crate) fn read_request(r: &mut impl BufRead) -> std::io::Result<(String, Vec
         head.push_str(&line);
         if line == "\r\n" {
             break;
+        }
+    }
+    if header_of(&head, "transfer-encoding") == Some("chunked") {
+        let mut body = Vec::new();
+        loop {
+            let mut size = String::new();
+            r.read_line(&mut size)?;
+            let n = usize::from_str_radix(size.trim_end().split(';').next().unwrap_or(""), 16)
+                .map_err(std::io::Error::other)?;
+            if n == 0 {
+                // Trailers, then the empty line.
+                loop {
+                    let mut line = String::new();
+                    if r.read_line(&mut line)? == 0 || line == "\r\n" {
+                        return Ok((head, body));
+                    }
+                }
+            }
+            let at = body.len();
+            body.resize(at + n + 2, 0);
+            r.read_exact(&mut body[at..])?;
+            body.truncate(at + n);
         }
     }
     let len = header_of(&head, "content-length")
@@ -363,7 +392,8 @@ pub(crate) fn header_of<'a>(head: &'a str, name: &str) -> Option<&'a str> {
 }
 
 /// An HTTP backend for `http-to` that records, for each connection, everything it read on it
-/// (until the peer closed it), and answers each request with what `answer` makes of its head.
+/// (until the peer closed it), and answers each request with what `answer` makes of its head
+/// and body.
 pub(crate) struct Recorder {
     pub(crate) server: UnixServer,
     pub(crate) seen: Arc<Mutex<Vec<Arc<Mutex<Vec<u8>>>>>>,
@@ -372,7 +402,7 @@ pub(crate) struct Recorder {
 impl Recorder {
     pub(crate) fn start(
         path: &Path,
-        answer: impl Fn(&str) -> Vec<u8> + Send + Sync + 'static,
+        answer: impl Fn(&str, &[u8]) -> Vec<u8> + Send + Sync + 'static,
     ) -> Recorder {
         let seen: Arc<Mutex<Vec<Arc<Mutex<Vec<u8>>>>>> = Arc::default();
         let all = seen.clone();
@@ -385,8 +415,8 @@ impl Recorder {
                 inner: conn,
                 copy: mine,
             });
-            while let Ok((head, _)) = read_request(&mut r) {
-                if w.write_all(&answer(&head)).is_err() {
+            while let Ok((head, body)) = read_request(&mut r) {
+                if w.write_all(&answer(&head, &body)).is_err() {
                     break;
                 }
             }
