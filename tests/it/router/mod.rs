@@ -13,3 +13,4 @@ mod gateway;
 mod matrix;
 mod robust;
 mod support;
+mod tls;
