@@ -7,6 +7,8 @@
 //! - `matrix`: the routing matrix: vassals of two customers (one jailed), five domains with a
 //!   wildcard, a shared domain balanced, a refused claim, routes following the vassal files; a
 //!   client's X-Forwarded-For not passed on; a socket swapped for a symlink refused.
+//! - `nginx`: nginx `uwsgi_pass` to a vassal's socket answers as the router does, through a
+//!   reload of the vassal and a respawn of the router.
 //! - `robust`: the router's hardening (security-checklist section 5) with raw sockets against a
 //!   master run by hand in its own network namespace.
 //! - `support`: a master run by hand in a network namespace, sockets made in a namespace,
@@ -17,6 +19,7 @@
 mod failure;
 mod gateway;
 mod matrix;
+mod nginx;
 mod robust;
 mod support;
 mod tls;
