@@ -160,10 +160,8 @@ fn killed_workers_cut_the_stream_and_the_router_goes_on() {
     let masters = processes(&e, "u", "liege");
     assert_eq!(masters.len(), 1, "u's master: {masters:?}");
     kill(masters[0]);
-    let mut statuses = std::collections::BTreeSet::new();
     e.eventually(LONG, "u.test served by the new master", || {
         let r = get(&e, "u.test", "/").unwrap();
-        statuses.insert(r.status);
         assert!(
             (r.status == 200 && r.text() == "u") || r.status == 502 || r.status == 503,
             "u.test while u respawns: {} {}",
@@ -172,7 +170,6 @@ fn killed_workers_cut_the_stream_and_the_router_goes_on() {
         );
         r.status == 200 && processes(&e, "u", "liege").first() != masters.first()
     });
-    eprintln!("u.test while its master respawned: {statuses:?}");
     assert_eq!(get(&e, "h.test", "/").unwrap().text(), "h");
 
     // One router all along.
@@ -229,7 +226,6 @@ fn a_vassal_stopped_under_load_is_withdrawn_without_errors() {
             }
         }
     }
-    eprintln!("h.test while h stopped: {statuses:?}");
     assert!(
         wrong.is_empty(),
         "h.test while h stopped ({statuses:?}): {wrong:?}\n{}",

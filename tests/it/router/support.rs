@@ -83,7 +83,8 @@ pub(crate) fn closed_by_peer(s: &mut impl Read) -> bool {
 #[derive(Debug)]
 pub(crate) struct Master {
     child: Option<Child>,
-    dir: tempfile::TempDir,
+    /// The master's folder, removed when the guard drops.
+    _dir: tempfile::TempDir,
     log: PathBuf,
 }
 
@@ -121,17 +122,13 @@ impl Master {
             .expect("spawn liege in a network namespace");
         Master {
             child: Some(child),
-            dir,
+            _dir: dir,
             log,
         }
     }
 
     pub(crate) fn pid(&self) -> i32 {
         i32::try_from(self.child.as_ref().expect("running").id()).expect("pid")
-    }
-
-    pub(crate) fn dir(&self) -> &Path {
-        self.dir.path()
     }
 
     pub(crate) fn log_text(&self) -> String {
@@ -391,12 +388,15 @@ pub(crate) fn header_of<'a>(head: &'a str, name: &str) -> Option<&'a str> {
     })
 }
 
+/// What a [`Recorder`] read, connection by connection.
+type Seen = Arc<Mutex<Vec<Arc<Mutex<Vec<u8>>>>>>;
+
 /// An HTTP backend for `http-to` that records, for each connection, everything it read on it
 /// (until the peer closed it), and answers each request with what `answer` makes of its head
 /// and body.
 pub(crate) struct Recorder {
     pub(crate) server: UnixServer,
-    pub(crate) seen: Arc<Mutex<Vec<Arc<Mutex<Vec<u8>>>>>>,
+    pub(crate) seen: Seen,
 }
 
 impl Recorder {
@@ -404,7 +404,7 @@ impl Recorder {
         path: &Path,
         answer: impl Fn(&str, &[u8]) -> Vec<u8> + Send + Sync + 'static,
     ) -> Recorder {
-        let seen: Arc<Mutex<Vec<Arc<Mutex<Vec<u8>>>>>> = Arc::default();
+        let seen: Seen = Arc::default();
         let all = seen.clone();
         let server = UnixServer::start(path, move |conn| {
             let mine: Arc<Mutex<Vec<u8>>> = Arc::default();
@@ -566,16 +566,17 @@ pub(crate) fn write_frame(
 ) -> std::io::Result<()> {
     let mut out = vec![0x80 | opcode];
     let m = if mask.is_some() { 0x80 } else { 0 };
-    match payload.len() {
-        n if n < 126 => out.push(m | n as u8),
-        n if n <= 0xFFFF => {
-            out.push(m | 126);
-            out.extend_from_slice(&(n as u16).to_be_bytes());
-        }
-        n => {
-            out.push(m | 127);
-            out.extend_from_slice(&(n as u64).to_be_bytes());
-        }
+    let n = payload.len();
+    if let Ok(short) = u8::try_from(n)
+        && short < 126
+    {
+        out.push(m | short);
+    } else if let Ok(medium) = u16::try_from(n) {
+        out.push(m | 126);
+        out.extend_from_slice(&medium.to_be_bytes());
+    } else {
+        out.push(m | 127);
+        out.extend_from_slice(&(n as u64).to_be_bytes());
     }
     match mask {
         Some(k) => {

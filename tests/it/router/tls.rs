@@ -292,7 +292,7 @@ fn websocket_session(s: TcpStream) {
     );
     // A 1 MiB frame (a 64-bit length), written while the echo comes back.
     let big: Vec<u8> = (0..1u32 << 20)
-        .map(|i| (i.wrapping_mul(2_654_435_761) >> 13) as u8)
+        .map(|i| (i.wrapping_mul(2_654_435_761) >> 13).to_le_bytes()[0])
         .collect();
     let mut w2 = w.try_clone().unwrap();
     let sent = big.clone();
