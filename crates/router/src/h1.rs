@@ -350,8 +350,10 @@ impl<S: ClientIo> Conn<S> {
         {
             return false;
         }
-        let (brd, mut bwr) = backend.split();
-        if bwr.write_all(&out).await.is_err() {
+        let (brd, bwr) = backend.split();
+        let mut bwr = Some(bwr);
+        let Some(w) = bwr.as_mut() else { return false };
+        if w.write_all(&out).await.is_err() {
             return self.answer(e, 502, false).await;
         }
         e.bytes_in = out.len() as u64;
@@ -364,6 +366,12 @@ impl<S: ClientIo> Conn<S> {
         let mut pumped: Option<Result<u64, BodyError>> =
             pump_done.load(Ordering::Relaxed).then_some(Ok(0));
         let result = if pumped.is_some() {
+            if !req.websocket
+                && let Some(w) = bwr.take()
+            {
+                // All was sent: no shutdown of the node's side (a system call per request).
+                w.forget();
+            }
             Some(
                 respond(
                     &mut self.io,
@@ -381,17 +389,9 @@ impl<S: ClientIo> Conn<S> {
         } else {
             let (mut crd, mut cwr) = tokio::io::split(&mut self.io);
             let buf = &mut self.buf;
+            let Some(w) = bwr.as_mut() else { return false };
             let pump = async {
-                let r = pump(
-                    &mut crd,
-                    buf,
-                    &mut client_body,
-                    &mut bwr,
-                    chunk_out,
-                    limit,
-                    idle,
-                )
-                .await;
+                let r = pump(&mut crd, buf, &mut client_body, w, chunk_out, limit, idle).await;
                 pump_done.store(true, Ordering::Relaxed);
                 r
             };
@@ -435,7 +435,9 @@ impl<S: ClientIo> Conn<S> {
                 !close && consumed
             }
             (Some(Ok(Responded::Upgrade(body))), _) => {
-                self.splice(body, bwr, e).await;
+                if let Some(w) = bwr {
+                    self.splice(body, w, e).await;
+                }
                 false
             }
             (Some(Err(RespondError::Node(err))), _) => {
