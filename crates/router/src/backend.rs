@@ -17,6 +17,7 @@ use std::task::{Context, Poll};
 use std::time::Duration;
 
 use liege_sys::beneath::{self, BeneathError};
+use rustix::fs::{Mode, OFlags};
 use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
 use tokio::net::{TcpStream, UnixStream, tcp, unix};
 
@@ -83,9 +84,17 @@ impl Dirs {
         let vassals = match &d.vassals {
             Some(v) => v.clone(),
             None => {
-                // RUN is root's; only what lies beneath `vassals` is the customers'.
-                let f = fs_err::File::open(run_dir.join("vassals"))?;
-                let fd = Arc::new(OwnedFd::from(f.into_parts().0));
+                // RUN is root's; only what lies beneath `vassals` is the customers'. O_PATH: the
+                // router (a plain user) needs to search the folders, not to read them.
+                let path = run_dir.join("vassals");
+                let flags = OFlags::PATH | OFlags::DIRECTORY | OFlags::CLOEXEC;
+                let fd = rustix::fs::open(&path, flags, Mode::empty()).map_err(|e| {
+                    io::Error::new(
+                        io::Error::from(e).kind(),
+                        format!("cannot open `{}`: {e}", path.display()),
+                    )
+                })?;
+                let fd = Arc::new(fd);
                 d.vassals = Some(fd.clone());
                 fd
             }

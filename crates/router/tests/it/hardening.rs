@@ -252,3 +252,30 @@ async fn connections_per_address_are_limited() {
         tokio::time::sleep(Duration::from_millis(20)).await;
     }
 }
+
+#[tokio::test]
+async fn a_chunked_body_streamed_past_limit_post_is_cut() {
+    let mut r = Router::start().await;
+    let dir = r.vassal_dir("web");
+    // An HTTP node that reads whatever comes and never answers.
+    let node = serve_unix(&dir.join("http.sock"), |mut s| async move {
+        let mut sink = vec![0u8; 4096];
+        while matches!(tokio::io::AsyncReadExt::read(&mut s, &mut sink).await, Ok(n) if n > 0) {}
+    });
+    let mut rt = route("web.com", "web");
+    rt.socket = "http.sock".into();
+    rt.proto = liege_proto::router::NodeProto::Http;
+    rt.limit_post = Some(100);
+    r.set_routes(vec![rt]).await;
+    let mut c = Client::connect(r.plain).await;
+    c.send(b"POST / HTTP/1.1\r\nHost: web.com\r\nTransfer-Encoding: chunked\r\n\r\n50\r\n")
+        .await;
+    c.send(&[b'a'; 80]).await;
+    c.send(b"\r\n50\r\n").await;
+    c.send(&[b'b'; 80]).await;
+    c.send(b"\r\n0\r\n\r\n").await;
+    let resp = c.response().await.unwrap();
+    assert_eq!(resp.status, 413);
+    assert!(c.closed().await);
+    assert_eq!(node.hits(), 1);
+}
