@@ -258,7 +258,7 @@ impl<S: ClientIo> Conn<S> {
         self.http10 = h.version == head::Version::Http10;
         let raw = self.buf.split_to(h.len).freeze();
         let req = Req::from_h1(raw, h);
-        let mut e = Entry::new(&req, &self.peer, started);
+        let mut e = Entry::new(&req, &self.peer, started, cfg.access_log);
         let keep = self.forward(&cfg, &req, keep_alive, expect, &mut e).await;
         self.shared.finish(&e, cfg.access_log);
         keep && !self.shared.shutting_down()

@@ -81,13 +81,15 @@ pub(crate) struct Entry {
 }
 
 impl Entry {
-    pub(crate) fn new(req: &Req, peer: &Peer, started: Instant) -> Entry {
+    /// An entry for `req`; its method and path are kept only for an access log line.
+    pub(crate) fn new(req: &Req, peer: &Peer, started: Instant, access_log: bool) -> Entry {
+        let shown = |b: &[u8]| if access_log { log::shown(b) } else { String::new() };
         Entry {
             started,
             client: config::canonical(peer.client.ip()),
             domain: req.domain.clone(),
-            method: log::shown(req.method()),
-            path: log::shown(req.target()),
+            method: shown(req.method()),
+            path: shown(req.target()),
             status: 0,
             bytes_in: 0,
             bytes_out: 0,
@@ -338,7 +340,7 @@ mod tests {
             local_port: 80,
             tls: false,
         };
-        let mut e = Entry::new(&req, &peer, Instant::now());
+        let mut e = Entry::new(&req, &peer, Instant::now(), true);
         e.status = 200;
         e.bytes_out = 1234;
         let line = access_line(&e, "shop", "2026-05-01T12:34:56.789Z");
