@@ -392,7 +392,8 @@ impl<S: ClientIo> Conn<S> {
             let Some(w) = bwr.as_mut() else { return false };
             let pump = async {
                 let r = pump(&mut crd, buf, &mut client_body, w, chunk_out, limit, idle).await;
-                pump_done.store(true, Ordering::Relaxed);
+                // Done means the whole body went: a body cut short leaves the connection to close.
+                pump_done.store(r.is_ok(), Ordering::Relaxed);
                 r
             };
             let resp = respond(

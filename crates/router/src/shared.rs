@@ -83,7 +83,13 @@ pub(crate) struct Entry {
 impl Entry {
     /// An entry for `req`; its method and path are kept only for an access log line.
     pub(crate) fn new(req: &Req, peer: &Peer, started: Instant, access_log: bool) -> Entry {
-        let shown = |b: &[u8]| if access_log { log::shown(b) } else { String::new() };
+        let shown = |b: &[u8]| {
+            if access_log {
+                log::shown(b)
+            } else {
+                String::new()
+            }
+        };
         Entry {
             started,
             client: config::canonical(peer.client.ip()),
