@@ -17,6 +17,7 @@ use std::task::{Context, Poll};
 use std::time::Duration;
 
 use liege_sys::beneath::{self, BeneathError};
+use rustix::fs::{Mode, OFlags};
 use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
 use tokio::net::{TcpStream, UnixStream, tcp, unix};
 
@@ -37,7 +38,8 @@ pub(crate) enum ConnectError {
     Failed { node: String, reason: String },
 }
 
-/// The descriptors of `RUN/vassals` and of each vassal's folder in it.
+/// The descriptors of `RUN/vassals`, of each vassal's folder in it, and of the sockets in them
+/// (`O_PATH`, checked once: a connect through one needs no lookup by name).
 #[derive(Debug, Default)]
 pub(crate) struct Dirs {
     inner: Mutex<DirsInner>,
@@ -47,12 +49,29 @@ pub(crate) struct Dirs {
 struct DirsInner {
     run_dir: PathBuf,
     vassals: Option<Arc<OwnedFd>>,
-    folders: HashMap<Arc<str>, Arc<OwnedFd>>,
+    folders: HashMap<Arc<str>, Folder>,
+}
+
+#[derive(Debug)]
+struct Folder {
+    dir: Arc<OwnedFd>,
+    sockets: HashMap<Box<str>, Arc<OwnedFd>>,
+}
+
+/// A socket that cannot be opened.
+enum OpenError {
+    Folder(io::Error),
+    Socket(BeneathError),
 }
 
 impl Dirs {
-    /// The folder of `vassal` (kept, or opened now), and whether it was kept.
-    fn folder(&self, run_dir: &Path, vassal: &Arc<str>) -> io::Result<(Arc<OwnedFd>, bool)> {
+    /// The folder of `vassal` (kept, or opened now), and the socket `socket` in it if kept.
+    fn folder(
+        &self,
+        run_dir: &Path,
+        vassal: &Arc<str>,
+        socket: &str,
+    ) -> io::Result<(Arc<OwnedFd>, Option<Arc<OwnedFd>>)> {
         let mut d = self.inner.lock().unwrap_or_else(|e| e.into_inner());
         if d.run_dir != run_dir {
             d.run_dir = run_dir.to_owned();
@@ -60,24 +79,64 @@ impl Dirs {
             d.folders.clear();
         }
         if let Some(f) = d.folders.get(vassal) {
-            return Ok((f.clone(), true));
+            return Ok((f.dir.clone(), f.sockets.get(socket).cloned()));
         }
         let vassals = match &d.vassals {
             Some(v) => v.clone(),
             None => {
-                // RUN is root's; only what lies beneath `vassals` is the customers'.
-                let f = fs_err::File::open(run_dir.join("vassals"))?;
-                let fd = Arc::new(OwnedFd::from(f.into_parts().0));
+                // RUN is root's; only what lies beneath `vassals` is the customers'. O_PATH: the
+                // router (a plain user) needs to search the folders, not to read them.
+                let path = run_dir.join("vassals");
+                let flags = OFlags::PATH | OFlags::DIRECTORY | OFlags::CLOEXEC;
+                let fd = rustix::fs::open(&path, flags, Mode::empty()).map_err(|e| {
+                    io::Error::new(
+                        io::Error::from(e).kind(),
+                        format!("cannot open `{}`: {e}", path.display()),
+                    )
+                })?;
+                let fd = Arc::new(fd);
                 d.vassals = Some(fd.clone());
                 fd
             }
         };
-        let f = Arc::new(beneath::open_dir_nofollow(vassals.as_fd(), vassal)?);
-        d.folders.insert(vassal.clone(), f.clone());
-        Ok((f, false))
+        let dir = Arc::new(beneath::open_dir_nofollow(vassals.as_fd(), vassal)?);
+        d.folders.insert(
+            vassal.clone(),
+            Folder {
+                dir: dir.clone(),
+                sockets: HashMap::new(),
+            },
+        );
+        Ok((dir, None))
     }
 
-    /// Forgets the folder of `vassal` (it is opened again next time).
+    /// The socket `socket` of `vassal`, opened (`O_PATH`, checked) now or before; whether it
+    /// was kept from before.
+    fn socket(
+        &self,
+        run_dir: &Path,
+        vassal: &Arc<str>,
+        socket: &str,
+    ) -> Result<(Arc<OwnedFd>, bool), OpenError> {
+        let (dir, kept) = self
+            .folder(run_dir, vassal, socket)
+            .map_err(OpenError::Folder)?;
+        if let Some(s) = kept {
+            return Ok((s, true));
+        }
+        let opened = Arc::new(
+            beneath::open_socket_nofollow(dir.as_fd(), socket).map_err(OpenError::Socket)?,
+        );
+        let mut d = self.inner.lock().unwrap_or_else(|e| e.into_inner());
+        if let Some(f) = d.folders.get_mut(vassal)
+            && Arc::ptr_eq(&f.dir, &dir)
+        {
+            f.sockets.insert(socket.into(), opened.clone());
+        }
+        Ok((opened, false))
+    }
+
+    /// Forgets the folder of `vassal` and its sockets (they are opened again next time).
     fn forget(&self, vassal: &str) {
         let mut d = self.inner.lock().unwrap_or_else(|e| e.into_inner());
         d.folders.remove(vassal);
@@ -114,7 +173,9 @@ fn vassal_error(node: &str, e: &BeneathError) -> ConnectError {
     }
 }
 
-/// Connects to a vassal's socket (synchronous system calls, none of which waits).
+/// Connects to a vassal's socket (synchronous system calls, none of which waits). A socket
+/// kept from before that fails (its vassal restarted: a new socket under the name) is opened
+/// again, once.
 fn connect_vassal(
     dirs: &Dirs,
     run_dir: &Path,
@@ -123,34 +184,33 @@ fn connect_vassal(
     uid: u32,
 ) -> Result<std::os::unix::net::UnixStream, ConnectError> {
     let node = format!("{vassal}/{socket}");
-    let mut fresh_tried = false;
     loop {
-        let (dir, kept) = dirs.folder(run_dir, vassal).map_err(|e| {
-            if refused_kind(&e) {
-                ConnectError::Refused {
-                    node: node.clone(),
-                    reason: e.to_string(),
-                }
-            } else {
-                ConnectError::Failed {
-                    node: node.clone(),
-                    reason: e.to_string(),
-                }
+        let (opened, kept) = match dirs.socket(run_dir, vassal, socket) {
+            Ok(x) => x,
+            Err(OpenError::Folder(e)) => {
+                let reason = e.to_string();
+                return Err(if refused_kind(&e) {
+                    ConnectError::Refused { node, reason }
+                } else {
+                    ConnectError::Failed { node, reason }
+                });
             }
-        })?;
-        match beneath::connect_vassal_nonblocking(dir.as_fd(), socket, uid) {
+            Err(OpenError::Socket(e)) => {
+                dirs.forget(vassal);
+                return Err(vassal_error(&node, &e));
+            }
+        };
+        match beneath::connect_opened_nonblocking(opened.as_fd(), socket, uid) {
             Ok(s) => return Ok(s),
             Err(e) => {
                 let err = vassal_error(&node, &e);
-                let stale = matches!(&e, BeneathError::Open { source, .. } if source.kind() == io::ErrorKind::NotFound);
-                if !matches!(err, ConnectError::Busy { .. }) {
-                    dirs.forget(vassal);
+                if matches!(err, ConnectError::Busy { .. }) {
+                    return Err(err);
                 }
-                if kept && stale && !fresh_tried {
-                    fresh_tried = true;
-                    continue;
+                dirs.forget(vassal);
+                if !kept {
+                    return Err(err);
                 }
-                return Err(err);
             }
         }
     }

@@ -19,8 +19,10 @@ pub(crate) const DEFAULT_CONNECT_TIMEOUT_MS: u64 = 5_000;
 pub(crate) const DEFAULT_HEADER_TIMEOUT_MS: u64 = 10_000;
 /// The idle keep-alive timeout before any settings, in ms.
 pub(crate) const DEFAULT_IDLE_TIMEOUT_MS: u64 = 60_000;
-/// The head limit before any settings, in bytes.
-pub(crate) const DEFAULT_MAX_HEADER_BYTES: usize = 8192;
+/// The head limit before any settings (and for a setting of 0), in bytes.
+pub(crate) const DEFAULT_MAX_HEADER_BYTES: usize = 16 * 1024;
+/// The connections one address may hold before any settings.
+pub(crate) const DEFAULT_MAX_CONNS_PER_IP: u32 = 256;
 /// The smallest head limit honoured (a smaller setting is raised to it).
 pub(crate) const MIN_HEADER_BYTES: usize = 256;
 /// The largest head limit honoured (a larger setting is lowered to it).
@@ -126,7 +128,7 @@ impl Default for Config {
             header_timeout: Duration::from_millis(DEFAULT_HEADER_TIMEOUT_MS),
             idle_timeout: Duration::from_millis(DEFAULT_IDLE_TIMEOUT_MS),
             max_header_bytes: DEFAULT_MAX_HEADER_BYTES,
-            max_conns_per_ip: 0,
+            max_conns_per_ip: DEFAULT_MAX_CONNS_PER_IP,
             balance: Balance::LeastConn,
             access_log: false,
         }

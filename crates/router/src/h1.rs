@@ -258,7 +258,7 @@ impl<S: ClientIo> Conn<S> {
         self.http10 = h.version == head::Version::Http10;
         let raw = self.buf.split_to(h.len).freeze();
         let req = Req::from_h1(raw, h);
-        let mut e = Entry::new(&req, &self.peer, started);
+        let mut e = Entry::new(&req, &self.peer, started, cfg.access_log);
         let keep = self.forward(&cfg, &req, keep_alive, expect, &mut e).await;
         self.shared.finish(&e, cfg.access_log);
         keep && !self.shared.shutting_down()
@@ -350,8 +350,10 @@ impl<S: ClientIo> Conn<S> {
         {
             return false;
         }
-        let (brd, mut bwr) = backend.split();
-        if bwr.write_all(&out).await.is_err() {
+        let (brd, bwr) = backend.split();
+        let mut bwr = Some(bwr);
+        let Some(w) = bwr.as_mut() else { return false };
+        if w.write_all(&out).await.is_err() {
             return self.answer(e, 502, false).await;
         }
         e.bytes_in = out.len() as u64;
@@ -364,6 +366,12 @@ impl<S: ClientIo> Conn<S> {
         let mut pumped: Option<Result<u64, BodyError>> =
             pump_done.load(Ordering::Relaxed).then_some(Ok(0));
         let result = if pumped.is_some() {
+            if !req.websocket
+                && let Some(w) = bwr.take()
+            {
+                // All was sent: no shutdown of the node's side (a system call per request).
+                w.forget();
+            }
             Some(
                 respond(
                     &mut self.io,
@@ -381,18 +389,11 @@ impl<S: ClientIo> Conn<S> {
         } else {
             let (mut crd, mut cwr) = tokio::io::split(&mut self.io);
             let buf = &mut self.buf;
+            let Some(w) = bwr.as_mut() else { return false };
             let pump = async {
-                let r = pump(
-                    &mut crd,
-                    buf,
-                    &mut client_body,
-                    &mut bwr,
-                    chunk_out,
-                    limit,
-                    idle,
-                )
-                .await;
-                pump_done.store(true, Ordering::Relaxed);
+                let r = pump(&mut crd, buf, &mut client_body, w, chunk_out, limit, idle).await;
+                // Done means the whole body went: a body cut short leaves the connection to close.
+                pump_done.store(r.is_ok(), Ordering::Relaxed);
                 r
             };
             let resp = respond(
@@ -435,7 +436,9 @@ impl<S: ClientIo> Conn<S> {
                 !close && consumed
             }
             (Some(Ok(Responded::Upgrade(body))), _) => {
-                self.splice(body, bwr, e).await;
+                if let Some(w) = bwr {
+                    self.splice(body, w, e).await;
+                }
                 false
             }
             (Some(Err(RespondError::Node(err))), _) => {

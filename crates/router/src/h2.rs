@@ -316,7 +316,7 @@ async fn handle(
     let cfg = shared.config.load_full();
     let (parts, body) = req.into_parts();
     let (entry, req) = match request_of(&parts, &body) {
-        Ok(r) => (Entry::new(&r, &peer, started), Some(r)),
+        Ok(r) => (Entry::new(&r, &peer, started, cfg.access_log), Some(r)),
         Err(status) => (Entry::refused(&peer, started, status), None),
     };
     let fin = Finish {

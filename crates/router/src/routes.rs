@@ -72,7 +72,6 @@ pub(crate) struct VassalCounters {
 impl VassalCounters {
     /// Counts one answered request.
     pub(crate) fn count(&self, status: u16, bytes_in: u64, bytes_out: u64) {
-        self.requests.fetch_add(1, Ordering::Relaxed);
         if (400..500).contains(&status) {
             self.status_4xx.fetch_add(1, Ordering::Relaxed);
         } else if status >= 500 {
@@ -80,12 +79,15 @@ impl VassalCounters {
         }
         self.bytes_in.fetch_add(bytes_in, Ordering::Relaxed);
         self.bytes_out.fetch_add(bytes_out, Ordering::Relaxed);
+        // Last: a snapshot that sees a request sees the rest of it.
+        self.requests.fetch_add(1, Ordering::Release);
     }
 
     fn snapshot(&self, vassal: &str) -> Counters {
+        let requests = self.requests.load(Ordering::Acquire);
         Counters {
             vassal: vassal.to_owned(),
-            requests: self.requests.load(Ordering::Relaxed),
+            requests,
             status_4xx: self.status_4xx.load(Ordering::Relaxed),
             status_5xx: self.status_5xx.load(Ordering::Relaxed),
             bytes_in: self.bytes_in.load(Ordering::Relaxed),

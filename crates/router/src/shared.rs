@@ -85,13 +85,21 @@ pub(crate) struct Entry {
 }
 
 impl Entry {
-    pub(crate) fn new(req: &Req, peer: &Peer, started: Instant) -> Entry {
+    /// An entry for `req`; its method and path are kept only for an access log line.
+    pub(crate) fn new(req: &Req, peer: &Peer, started: Instant, access_log: bool) -> Entry {
+        let shown = |b: &[u8]| {
+            if access_log {
+                log::shown(b)
+            } else {
+                String::new()
+            }
+        };
         Entry {
             started,
             client: config::canonical(peer.client.ip()),
             domain: req.domain.clone(),
-            method: log::shown(req.method()),
-            path: log::shown(req.target()),
+            method: shown(req.method()),
+            path: shown(req.target()),
             status: 0,
             bytes_in: 0,
             bytes_out: 0,
@@ -288,21 +296,24 @@ impl Shared {
             None => "-",
         };
         if access_log {
-            let ms = e.started.elapsed().as_millis();
-            self.log.line(format!(
-                "{} {} {} {} {} {} {} {} {}ms",
-                log::now(),
-                e.client,
-                if e.domain.is_empty() { "-" } else { &e.domain },
-                vassal,
-                e.method,
-                e.path,
-                e.status,
-                e.bytes_out,
-                ms
-            ));
+            self.log.line(access_line(e, vassal, &log::now()));
         }
     }
+}
+
+/// An access log line: time, client, domain, vassal, method, path, status, bytes sent to the
+/// client, duration.
+fn access_line(e: &Entry, vassal: &str, now: &str) -> String {
+    format!(
+        "{now} {} {} {vassal} {} {} {} {} {}ms",
+        e.client,
+        if e.domain.is_empty() { "-" } else { &e.domain },
+        e.method,
+        e.path,
+        e.status,
+        e.bytes_out,
+        e.started.elapsed().as_millis()
+    )
 }
 
 /// The reason phrase of a status the router answers itself.
@@ -336,4 +347,45 @@ pub(crate) fn page(status: u16) -> String {
         _ => "the request cannot be served",
     };
     format!("{status} {}: {what}\n", reason(status))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn access_lines() {
+        let h = crate::head::parse(
+            b"GET /a%20b?c=\x01 HTTP/1.1\r\nHost: Shop.example.com\r\n\r\n",
+            8192,
+            &mut crate::head::Scan::default(),
+        );
+        // A control byte never gets this far (the head is refused), so build the entry by hand.
+        assert!(h.is_err());
+        let buf = bytes::Bytes::from_static(
+            b"GET /a%20b?\"x\" HTTP/1.1\r\nHost: Shop.example.com\r\n\r\n",
+        );
+        let h = crate::head::parse(&buf, 8192, &mut crate::head::Scan::default())
+            .unwrap()
+            .unwrap();
+        let req = Req::from_h1(buf, h);
+        let peer = Peer {
+            client: "[::ffff:10.1.2.3]:5555".parse().unwrap(),
+            local_port: 80,
+            tls: false,
+        };
+        let mut e = Entry::new(&req, &peer, Instant::now(), true);
+        e.status = 200;
+        e.bytes_out = 1234;
+        let line = access_line(&e, "shop", "2026-05-01T12:34:56.789Z");
+        assert!(
+            line.starts_with(
+                "2026-05-01T12:34:56.789Z 10.1.2.3 shop.example.com shop GET /a%20b?\\\"x\\\" 200 1234 "
+            ),
+            "{line}"
+        );
+        assert!(line.ends_with("ms"));
+        let refused = Entry::refused(&peer, Instant::now(), 400);
+        assert!(access_line(&refused, "-", "T").starts_with("T 10.1.2.3 - - - - 400 0 "));
+    }
 }

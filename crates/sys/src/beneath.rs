@@ -241,6 +241,16 @@ fn connect_beneath(
     flags: SocketFlags,
 ) -> Result<UnixStream, BeneathError> {
     let target = open_socket_beneath(dir, name)?;
+    connect_via(target.as_fd(), name, flags)
+}
+
+/// Connects a socket made with `flags` to the socket inode `target` (an `O_PATH` descriptor)
+/// through `/proc/self/fd/N`; `name` is for messages.
+fn connect_via(
+    target: BorrowedFd<'_>,
+    name: &str,
+    flags: SocketFlags,
+) -> Result<UnixStream, BeneathError> {
     let connect = |source: io::Error| BeneathError::Connect {
         name: name.to_owned(),
         source,
@@ -250,8 +260,26 @@ fn connect_beneath(
     let via = format!("/proc/self/fd/{}", target.as_raw_fd());
     let addr = SocketAddrUnix::new(via.as_str()).map_err(|e| connect(e.into()))?;
     rustix::net::connect(&sock, &addr).map_err(|e| connect(e.into()))?;
-    drop(target);
     Ok(UnixStream::from(sock))
+}
+
+/// Opens the unix socket `name` beneath `dir` as `O_PATH`, as [`connect_unix_beneath`] does
+/// (no symlink anywhere on its path, nothing leading out, a socket), to connect to later with
+/// [`connect_opened_nonblocking`] without opening it again. The descriptor names that inode for
+/// good: a listener that goes away leaves it refusing connections (open the name again then).
+pub fn open_socket_nofollow(dir: BorrowedFd<'_>, name: &str) -> Result<OwnedFd, BeneathError> {
+    open_socket_beneath(dir, name)
+}
+
+/// [`connect_vassal_nonblocking`] to a socket opened by [`open_socket_nofollow`]; `name` is
+/// for messages.
+pub fn connect_opened_nonblocking(
+    socket: BorrowedFd<'_>,
+    name: &str,
+    expected_uid: u32,
+) -> Result<UnixStream, BeneathError> {
+    let flags = SocketFlags::CLOEXEC | SocketFlags::NONBLOCK;
+    check_peer(connect_via(socket, name, flags)?, name, expected_uid)
 }
 
 /// [`connect_unix_beneath`], then checks that the listener's uid (`SO_PEERCRED`: the
@@ -657,6 +685,49 @@ mod tests {
         let via = format!("/proc/self/fd/{}", target.as_raw_fd());
         rustix::net::connect(&sock, &SocketAddrUnix::new(via.as_str()).unwrap()).unwrap();
         assert_eq!(read_all(UnixStream::from(sock)), b"mine");
+    }
+
+    #[test]
+    fn an_opened_socket_connects_until_its_listener_goes() {
+        let tmp = tempfile::tempdir().unwrap();
+        let me = rustix::process::geteuid().as_raw();
+        // A listener that answers two connections, then goes.
+        let first = UnixListener::bind(tmp.path().join("app.sock")).unwrap();
+        let served = std::thread::spawn(move || {
+            for conn in first.incoming().take(2) {
+                let _ = conn.unwrap().write_all(b"first");
+            }
+        });
+        let dir = open(tmp.path());
+        let opened = open_socket_nofollow(dir.as_fd(), "app.sock").unwrap();
+        for _ in 0..2 {
+            let s = connect_opened_nonblocking(opened.as_fd(), "app.sock", me).unwrap();
+            s.set_nonblocking(false).unwrap();
+            assert_eq!(read_all(s), b"first");
+        }
+        served.join().unwrap();
+        // A new listener under the name is a new inode: the old descriptor refuses, the name
+        // opened again connects.
+        fs_err::remove_file(tmp.path().join("app.sock")).unwrap();
+        let dead = UnixListener::bind(tmp.path().join("app.sock")).unwrap();
+        serve(dead, b"second");
+        let e = connect_opened_nonblocking(opened.as_fd(), "app.sock", me).unwrap_err();
+        assert!(
+            matches!(&e, BeneathError::Connect { source, .. } if source.kind() == io::ErrorKind::ConnectionRefused),
+            "{e}"
+        );
+        let again = open_socket_nofollow(dir.as_fd(), "app.sock").unwrap();
+        let s = connect_opened_nonblocking(again.as_fd(), "app.sock", me).unwrap();
+        s.set_nonblocking(false).unwrap();
+        assert_eq!(read_all(s), b"second");
+        let e = connect_opened_nonblocking(again.as_fd(), "app.sock", me + 1).unwrap_err();
+        assert!(matches!(e, BeneathError::PeerUid { .. }), "{e}");
+        std::os::unix::fs::symlink(tmp.path().join("app.sock"), tmp.path().join("link.sock"))
+            .unwrap();
+        assert!(matches!(
+            open_socket_nofollow(dir.as_fd(), "link.sock"),
+            Err(BeneathError::Symlink { .. })
+        ));
     }
 
     #[test]

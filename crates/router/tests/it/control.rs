@@ -128,10 +128,16 @@ async fn counters_are_reported_while_they_change() {
     let before = tokio::time::timeout(Duration::from_millis(2500), r.recv()).await;
     assert!(before.is_err(), "counters sent while unchanged: {before:?}");
     get(r.plain, "a.com").await;
-    let FromRouter::Counters(c) = r.recv().await else {
-        panic!()
-    };
-    assert_eq!(c.iter().find(|c| c.vassal == "alpha").unwrap().requests, 5);
+    loop {
+        let FromRouter::Counters(c) = r.recv().await else {
+            panic!()
+        };
+        let n = c.iter().find(|c| c.vassal == "alpha").unwrap().requests;
+        assert!(n == 4 || n == 5, "{n}");
+        if n == 5 {
+            break;
+        }
+    }
 }
 
 #[tokio::test]

@@ -252,3 +252,85 @@ async fn connections_per_address_are_limited() {
         tokio::time::sleep(Duration::from_millis(20)).await;
     }
 }
+
+#[tokio::test]
+async fn a_chunked_body_streamed_past_limit_post_is_cut() {
+    let mut r = Router::start().await;
+    let dir = r.vassal_dir("web");
+    // An HTTP node that reads whatever comes and never answers.
+    let node = serve_unix(&dir.join("http.sock"), |mut s| async move {
+        let mut sink = vec![0u8; 4096];
+        while matches!(tokio::io::AsyncReadExt::read(&mut s, &mut sink).await, Ok(n) if n > 0) {}
+    });
+    let mut rt = route("web.com", "web");
+    rt.socket = "http.sock".into();
+    rt.proto = liege_proto::router::NodeProto::Http;
+    rt.limit_post = Some(100);
+    r.set_routes(vec![rt]).await;
+    let mut c = Client::connect(r.plain).await;
+    c.send(b"POST / HTTP/1.1\r\nHost: web.com\r\nTransfer-Encoding: chunked\r\n\r\n50\r\n")
+        .await;
+    c.send(&[b'a'; 80]).await;
+    c.send(b"\r\n50\r\n").await;
+    c.send(&[b'b'; 80]).await;
+    c.send(b"\r\n0\r\n\r\n").await;
+    let resp = c.response().await.unwrap();
+    assert_eq!(resp.status, 413);
+    assert!(c.closed().await);
+    assert_eq!(node.hits(), 1);
+}
+
+#[tokio::test]
+async fn slow_bodies_and_slow_readers_are_cut() {
+    let mut r = Router::start().await;
+    r.tweak(|s| s.idle_timeout_ms = 300).await;
+    let dir = r.vassal_dir("app");
+    let (failed_tx, failed_rx) = tokio::sync::oneshot::channel::<()>();
+    let failed_tx = std::sync::Arc::new(std::sync::Mutex::new(Some(failed_tx)));
+    let _n = serve_unix(&dir.join("app.sock"), move |mut s| {
+        let failed_tx = failed_tx.clone();
+        async move {
+            let req = read_uwsgi_vars(&mut s).await;
+            if req.iter().any(|(k, v)| k == "PATH_INFO" && v == "/big") {
+                let tx = failed_tx.lock().unwrap().take();
+                // 50 MB to a client that never reads: the router gives up, so does this write.
+                let head = format!("HTTP/1.1 200 OK\r\nContent-Length: {}\r\n\r\n", 50 << 20);
+                let mut result = s.write_all(head.as_bytes()).await;
+                let piece = vec![0u8; 65536];
+                for _ in 0..800 {
+                    if result.is_err() {
+                        break;
+                    }
+                    result = s.write_all(&piece).await;
+                }
+                if result.is_err()
+                    && let Some(tx) = tx
+                {
+                    let _ = tx.send(());
+                }
+            } else {
+                // Wait for a body that does not come.
+                let mut sink = [0u8; 4096];
+                while matches!(tokio::io::AsyncReadExt::read(&mut s, &mut sink).await, Ok(n) if n > 0)
+                {
+                }
+            }
+        }
+    });
+    r.set_routes(vec![route("app.com", "app")]).await;
+    // A body that stalls: 408, closed.
+    let mut c = Client::connect(r.plain).await;
+    c.send(b"POST / HTTP/1.1\r\nHost: app.com\r\nContent-Length: 10000000\r\n\r\nx")
+        .await;
+    let resp = c.response().await.unwrap();
+    assert_eq!(resp.status, 408);
+    assert!(c.closed().await);
+    // A reader that stalls: the router stops writing, closes, and the node is released.
+    let mut c = Client::small(r.plain).await;
+    c.send(b"GET /big HTTP/1.1\r\nHost: app.com\r\n\r\n").await;
+    tokio::time::timeout(Duration::from_secs(60), failed_rx)
+        .await
+        .expect("the node is still writing to a client that does not read")
+        .unwrap();
+    drop(c);
+}

@@ -1,0 +1,56 @@
+//! The router alone, for measuring by hand: `bench_router LISTEN RUN_DIR DOMAIN VASSAL SOCKET
+//! UID [access-log]` serves LISTEN (plain HTTP) with one route, DOMAIN to the uwsgi socket
+//! RUN_DIR/vassals/VASSAL/SOCKET listened on by UID, until killed.
+
+use std::io::Read;
+use std::os::fd::OwnedFd;
+use std::os::unix::net::UnixStream;
+
+use liege_proto::router::{Balance, NodeProto, NodeState, Route, Settings, ToRouter, encode};
+
+fn main() -> Result<(), Box<dyn std::error::Error>> {
+    let a: Vec<String> = std::env::args().skip(1).collect();
+    let [listen, run_dir, domain, vassal, socket, uid, rest @ ..] = a.as_slice() else {
+        return Err(
+            "usage: bench_router LISTEN RUN_DIR DOMAIN VASSAL SOCKET UID [access-log]".into(),
+        );
+    };
+    let listener = std::net::TcpListener::bind(listen)?;
+    let (ours, theirs) = UnixStream::pair()?;
+    let settings = Settings {
+        certs: Vec::new(),
+        trusted_proxies: Vec::new(),
+        http_to: Vec::new(),
+        run_dir: run_dir.clone(),
+        connect_timeout_ms: 3000,
+        header_timeout_ms: 10_000,
+        idle_timeout_ms: 60_000,
+        max_header_bytes: 8192,
+        max_conns_per_ip: 0,
+        balance: Balance::LeastConn,
+        access_log: rest.first().is_some_and(|s| s == "access-log"),
+    };
+    let routes = vec![Route {
+        domain: domain.clone(),
+        vassal: vassal.clone(),
+        uid: uid.parse()?,
+        socket: socket.clone(),
+        proto: NodeProto::Uwsgi,
+        limit_post: None,
+        state: NodeState::Up,
+    }];
+    std::thread::spawn(move || {
+        let mut ours = ours;
+        std::io::Write::write_all(&mut ours, &encode(&ToRouter::Settings(settings))).ok();
+        std::io::Write::write_all(&mut ours, &encode(&ToRouter::Routes(routes))).ok();
+        // Keep the channel open (and drain what the router says) until the process ends.
+        let mut sink = [0u8; 4096];
+        while matches!(ours.read(&mut sink), Ok(n) if n > 0) {}
+    });
+    let listeners = vec![liege_router::Listener {
+        fd: OwnedFd::from(listener),
+        tls: false,
+    }];
+    liege_router::run(listeners, theirs)?;
+    Ok(())
+}
