@@ -51,6 +51,6 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         fd: OwnedFd::from(listener),
         tls: false,
     }];
-    liege_router::run(listeners, theirs)?;
+    liege_router::run(listeners, theirs, None)?;
     Ok(())
 }
