@@ -51,6 +51,24 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         fd: OwnedFd::from(listener),
         tls: false,
     }];
-    liege_router::run(listeners, theirs)?;
+    // `BENCH_THREADS=N`: serve on N runtime threads instead of `run`'s one per core.
+    match std::env::var("BENCH_THREADS")
+        .ok()
+        .and_then(|n| n.parse::<usize>().ok())
+    {
+        Some(n) => {
+            let rt = tokio::runtime::Builder::new_multi_thread()
+                .worker_threads(n)
+                .enable_all()
+                .build()?;
+            theirs.set_nonblocking(true)?;
+            rt.block_on(async {
+                let control = tokio::net::UnixStream::from_std(theirs)?;
+                liege_router::serve(listeners, control).await?;
+                Ok::<_, Box<dyn std::error::Error>>(())
+            })?;
+        }
+        None => liege_router::run(listeners, theirs)?,
+    }
     Ok(())
 }
