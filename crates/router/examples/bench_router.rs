@@ -1,6 +1,8 @@
 //! The router alone, for measuring by hand: `bench_router LISTEN RUN_DIR DOMAIN VASSAL SOCKET
 //! UID [access-log]` serves LISTEN (plain HTTP) with one route, DOMAIN to the uwsgi socket
-//! RUN_DIR/vassals/VASSAL/SOCKET listened on by UID, until killed.
+//! RUN_DIR/vassals/VASSAL/SOCKET listened on by UID, until killed. `BENCH_TLS=ADDR,CRT,KEY`
+//! adds a TLS listener; `BENCH_THREADS=N` serves on a multi-thread runtime of N threads instead
+//! of `run`'s thread per core.
 
 use std::io::Read;
 use std::os::fd::OwnedFd;
@@ -17,8 +19,23 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     };
     let listener = std::net::TcpListener::bind(listen)?;
     let (ours, theirs) = UnixStream::pair()?;
+    // `BENCH_TLS=ADDR,CRT,KEY`: a TLS listener too, with that certificate as the default one.
+    let mut certs = Vec::new();
+    let mut tls_listener = None;
+    if let Ok(spec) = std::env::var("BENCH_TLS") {
+        let [addr, crt, key] = spec.split(',').collect::<Vec<_>>()[..] else {
+            return Err("BENCH_TLS=ADDR,CRT,KEY".into());
+        };
+        tls_listener = Some(std::net::TcpListener::bind(addr)?);
+        certs.push(liege_proto::router::Cert {
+            sni: None,
+            cert_pem: fs_err::read_to_string(crt)?,
+            key_pem: fs_err::read_to_string(key)?,
+            vassal: None,
+        });
+    }
     let settings = Settings {
-        certs: Vec::new(),
+        certs,
         trusted_proxies: Vec::new(),
         http_to: Vec::new(),
         run_dir: run_dir.clone(),
@@ -47,10 +64,34 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         let mut sink = [0u8; 4096];
         while matches!(ours.read(&mut sink), Ok(n) if n > 0) {}
     });
-    let listeners = vec![liege_router::Listener {
+    let mut listeners = vec![liege_router::Listener {
         fd: OwnedFd::from(listener),
         tls: false,
     }];
-    liege_router::run(listeners, theirs, None)?;
+    if let Some(l) = tls_listener {
+        listeners.push(liege_router::Listener {
+            fd: OwnedFd::from(l),
+            tls: true,
+        });
+    }
+    // `BENCH_THREADS=N`: serve on N runtime threads instead of `run`'s one per core.
+    match std::env::var("BENCH_THREADS")
+        .ok()
+        .and_then(|n| n.parse::<usize>().ok())
+    {
+        Some(n) => {
+            let rt = tokio::runtime::Builder::new_multi_thread()
+                .worker_threads(n)
+                .enable_all()
+                .build()?;
+            theirs.set_nonblocking(true)?;
+            rt.block_on(async {
+                let control = tokio::net::UnixStream::from_std(theirs)?;
+                liege_router::serve(listeners, control, None).await?;
+                Ok::<_, Box<dyn std::error::Error>>(())
+            })?;
+        }
+        None => liege_router::run(listeners, theirs, None)?,
+    }
     Ok(())
 }

@@ -173,3 +173,83 @@ async fn stopping_lets_requests_finish_and_closes_the_rest() {
     // Nothing is accepted any more.
     assert!(tokio::net::TcpStream::connect(plain).await.is_err());
 }
+
+#[test]
+fn run_serves_on_a_thread_per_core_and_stops() {
+    use liege_proto::router::{ToRouter, encode};
+    use std::io::{Read, Write};
+    let run_dir = tempfile::tempdir().unwrap();
+    fs_err::create_dir_all(run_dir.path().join("vassals/app")).unwrap();
+    let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let addr = l.local_addr().unwrap();
+    let (mut ours, theirs) = std::os::unix::net::UnixStream::pair().unwrap();
+    let router = std::thread::spawn(move || {
+        liege_router::run(
+            vec![liege_router::Listener {
+                fd: std::os::fd::OwnedFd::from(l),
+                tls: false,
+            }],
+            theirs,
+            None,
+        )
+    });
+    // A uwsgi node on a runtime of the test's own.
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap();
+    let sock = run_dir.path().join("vassals/app/app.sock");
+    let _node = rt.block_on(async { uwsgi_node(&sock, |_| ok(b"threads")) });
+    let (done, until) = tokio::sync::oneshot::channel::<()>();
+    let node_thread = std::thread::spawn(move || {
+        rt.block_on(async {
+            let _ = until.await;
+        })
+    });
+    let mut settings = Router::test_settings(run_dir.path());
+    settings.max_conns_per_ip = 0;
+    ours.write_all(&encode(&ToRouter::Settings(settings)))
+        .unwrap();
+    ours.write_all(&encode(&ToRouter::Routes(vec![route("app.com", "app")])))
+        .unwrap();
+    let mut frame = [0u8; 4];
+    ours.read_exact(&mut frame).unwrap();
+    let mut body = vec![0u8; u32::from_le_bytes(frame) as usize];
+    ours.read_exact(&mut body).unwrap();
+    assert_eq!(
+        String::from_utf8(body).unwrap(),
+        r#"{"applied":{"error":null}}"#
+    );
+    // Many connections at once: every one is answered, whichever thread took it.
+    let clients: Vec<_> = (0..40)
+        .map(|_| {
+            std::thread::spawn(move || {
+                let mut s = std::net::TcpStream::connect(addr).unwrap();
+                let mut out = Vec::new();
+                for _ in 0..5 {
+                    s.write_all(b"GET / HTTP/1.1\r\nHost: app.com\r\n\r\n")
+                        .unwrap();
+                    let mut got = Vec::new();
+                    let mut buf = [0u8; 512];
+                    while !got.ends_with(b"threads") {
+                        let n = s.read(&mut buf).unwrap();
+                        assert!(n > 0);
+                        got.extend_from_slice(&buf[..n]);
+                    }
+                    out.push(got);
+                }
+                out
+            })
+        })
+        .collect();
+    for c in clients {
+        for got in c.join().unwrap() {
+            assert!(got.starts_with(b"HTTP/1.1 200 OK\r\n"));
+        }
+    }
+    drop(ours);
+    router.join().unwrap().unwrap();
+    assert!(std::net::TcpStream::connect(addr).is_err());
+    done.send(()).unwrap();
+    node_thread.join().unwrap();
+}

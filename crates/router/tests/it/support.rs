@@ -74,19 +74,7 @@ impl Router {
         ));
         let run = tempfile::tempdir().unwrap();
         fs_err::create_dir(run.path().join("vassals")).unwrap();
-        let settings = Settings {
-            certs: Vec::new(),
-            trusted_proxies: Vec::new(),
-            http_to: Vec::new(),
-            run_dir: run.path().to_str().unwrap().into(),
-            connect_timeout_ms: 1500,
-            header_timeout_ms: 3000,
-            idle_timeout_ms: 5000,
-            max_header_bytes: 8192,
-            max_conns_per_ip: 0,
-            balance: Balance::LeastConn,
-            access_log: false,
-        };
+        let settings = Router::test_settings(run.path());
         let mut r = Router {
             plain,
             tls,
@@ -102,6 +90,23 @@ impl Router {
         let s = r.settings.clone();
         assert_eq!(r.apply(s).await, None);
         r
+    }
+
+    /// The settings tests start with: no certificates, short timeouts, no per-address limit.
+    pub fn test_settings(run_dir: &Path) -> Settings {
+        Settings {
+            certs: Vec::new(),
+            trusted_proxies: Vec::new(),
+            http_to: Vec::new(),
+            run_dir: run_dir.to_str().unwrap().into(),
+            connect_timeout_ms: 1500,
+            header_timeout_ms: 3000,
+            idle_timeout_ms: 5000,
+            max_header_bytes: 8192,
+            max_conns_per_ip: 0,
+            balance: Balance::LeastConn,
+            access_log: false,
+        }
     }
 
     async fn send(&mut self, msg: &ToRouter) {
