@@ -971,6 +971,14 @@ impl Emperor {
             return;
         }
         r.stopping = Some((why, Instant::now() + curse));
+        if why == StopFor::Removal && self.router.is_some() {
+            // Its routes are withdrawn before it is told: new requests get 404 rather than
+            // its closing socket.
+            self.sync_router();
+        }
+        let Some(r) = self.vassals.get_mut(name).and_then(|v| v.run.as_mut()) else {
+            return;
+        };
         match &mut r.control {
             Some(c) => {
                 c.send(&ToMaster::Stop);
@@ -981,7 +989,9 @@ impl Emperor {
                 let _ = rustix::process::pidfd_send_signal(&r.pidfd, Signal::INT);
             }
         }
-        v.log.note("told to stop");
+        if let Some(v) = self.vassals.get_mut(name) {
+            v.log.note("told to stop");
+        }
     }
 
     /// Watches a master's control socket for output too while sends wait for room.

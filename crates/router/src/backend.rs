@@ -4,7 +4,9 @@
 //!
 //! `RUN/vassals` is opened once (per run dir), each `RUN/vassals/NAME` once (`O_NOFOLLOW`) and
 //! kept; a vassal folder that was replaced (its socket is not found through the kept
-//! descriptor) is opened again once. The connect is non-blocking: a vassal whose backlog is
+//! descriptor) is opened again once. A kept socket is used only while its name still names
+//! it (one `fstatat` without following links per connect): a socket swapped for a symlink or
+//! for another file is opened again, and so refused. The connect is non-blocking: a vassal whose backlog is
 //! full makes the request wait and try again, never a router thread block.
 
 use std::collections::HashMap;
@@ -55,7 +57,26 @@ struct DirsInner {
 #[derive(Debug)]
 struct Folder {
     dir: Arc<OwnedFd>,
-    sockets: HashMap<Box<str>, Arc<OwnedFd>>,
+    sockets: HashMap<Box<str>, Kept>,
+}
+
+/// A socket opened before, and the inode it was.
+#[derive(Debug, Clone)]
+struct Kept {
+    fd: Arc<OwnedFd>,
+    dev: u64,
+    ino: u64,
+}
+
+impl Kept {
+    /// Whether `name` in `dir` is still this socket (not a link, not another file).
+    fn still_named(&self, dir: &OwnedFd, name: &str) -> bool {
+        rustix::fs::statat(dir, name, rustix::fs::AtFlags::SYMLINK_NOFOLLOW).is_ok_and(|st| {
+            rustix::fs::FileType::from_raw_mode(st.st_mode) == rustix::fs::FileType::Socket
+                && st.st_dev == self.dev
+                && st.st_ino == self.ino
+        })
+    }
 }
 
 /// A socket that cannot be opened.
@@ -71,7 +92,7 @@ impl Dirs {
         run_dir: &Path,
         vassal: &Arc<str>,
         socket: &str,
-    ) -> io::Result<(Arc<OwnedFd>, Option<Arc<OwnedFd>>)> {
+    ) -> io::Result<(Arc<OwnedFd>, Option<Kept>)> {
         let mut d = self.inner.lock().unwrap_or_else(|e| e.into_inner());
         if d.run_dir != run_dir {
             d.run_dir = run_dir.to_owned();
@@ -121,19 +142,33 @@ impl Dirs {
         let (dir, kept) = self
             .folder(run_dir, vassal, socket)
             .map_err(OpenError::Folder)?;
-        if let Some(s) = kept {
-            return Ok((s, true));
+        if let Some(k) = kept {
+            if k.still_named(&dir, socket) {
+                return Ok((k.fd, true));
+            }
+            self.forget(vassal);
+            return self.socket(run_dir, vassal, socket);
         }
-        let opened = Arc::new(
-            beneath::open_socket_nofollow(dir.as_fd(), socket).map_err(OpenError::Socket)?,
-        );
+        let opened =
+            beneath::open_socket_nofollow(dir.as_fd(), socket).map_err(OpenError::Socket)?;
+        let st = rustix::fs::fstat(&opened).map_err(|e| {
+            OpenError::Folder(io::Error::new(
+                io::Error::from(e).kind(),
+                format!("cannot stat `{socket}`: {e}"),
+            ))
+        })?;
+        let kept = Kept {
+            fd: Arc::new(opened),
+            dev: st.st_dev,
+            ino: st.st_ino,
+        };
         let mut d = self.inner.lock().unwrap_or_else(|e| e.into_inner());
         if let Some(f) = d.folders.get_mut(vassal)
             && Arc::ptr_eq(&f.dir, &dir)
         {
-            f.sockets.insert(socket.into(), opened.clone());
+            f.sockets.insert(socket.into(), kept.clone());
         }
-        Ok((opened, false))
+        Ok((kept.fd, false))
     }
 
     /// Forgets the folder of `vassal` and its sockets (they are opened again next time).

@@ -102,6 +102,15 @@ impl Req {
         self.method() == b"HEAD"
     }
 
+    /// Whether sending the request twice means the same as once (RFC 9110 9.2.2): it may be
+    /// sent again to a node that reset the connection before answering.
+    pub(crate) fn idempotent(&self) -> bool {
+        matches!(
+            self.method(),
+            b"GET" | b"HEAD" | b"OPTIONS" | b"TRACE" | b"PUT" | b"DELETE"
+        )
+    }
+
     /// The target to forward (`/` for an empty one).
     pub(crate) fn target(&self) -> &[u8] {
         if self.target.is_empty() {

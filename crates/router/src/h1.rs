@@ -37,6 +37,10 @@ pub(crate) const H2_PREFACE: &[u8] = b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n";
 pub(crate) const UNKNOWN_LENGTH_MAX: u64 = 16 << 20;
 /// How much is read from a client at once.
 const READ_CHUNK: usize = 16 * 1024;
+
+/// How many times a request the router holds whole is sent again after its node reset the
+/// connection before answering (its vassal stopping with the request in its backlog).
+pub(crate) const RESENDS: u32 = 3;
 /// How long a closing connection is read from (and discarded) so the client sees the answer
 /// rather than a reset.
 const LINGER: Duration = Duration::from_secs(2);
@@ -315,111 +319,148 @@ impl<S: ClientIo> Conn<S> {
             }
         }
         let consumed = matches!(client_body, ClientBody::Done);
-        let (picked, backend) = match self.shared.connect(cfg, &req.domain).await {
-            Ok(x) => x,
-            Err(status) => {
-                // Counted as the vassal's (its nodes are down or starting).
-                e.node = domain.nodes.first().cloned();
-                return self.answer(e, status, keep_alive && consumed).await;
-            }
-        };
-        let node = picked.node.clone();
-        e.node = Some(node.clone());
-        let trusted = cfg.is_trusted(self.peer.client.ip());
-        let mut out = match forward::encode(node.proto, req, &self.peer, trusted, body) {
-            Ok(o) => o,
-            Err(_) => return self.answer(e, 431, keep_alive && consumed).await,
-        };
-        let chunk_out = body == BodyLen::Unknown && node.proto == NodeProto::Http;
-        if let Some(b) = &whole {
-            out.extend_from_slice(b);
-        } else if let ClientBody::Length(n) = client_body
-            && self.buf.len() as u64 >= n
-        {
-            out.extend_from_slice(
-                &self
-                    .buf
-                    .split_to(self.buf.len().min(usize::try_from(n).unwrap_or(usize::MAX))),
-            );
-            client_body = ClientBody::Done;
-        }
-        if expect
-            && !continued
-            && !matches!(client_body, ClientBody::Done)
-            && self.continue_100(cfg).await.is_err()
-        {
-            return false;
-        }
-        let (brd, bwr) = backend.split();
-        let mut bwr = Some(bwr);
-        let Some(w) = bwr.as_mut() else { return false };
-        if w.write_all(&out).await.is_err() {
-            return self.answer(e, 502, false).await;
-        }
-        e.bytes_in = out.len() as u64;
-        drop(out);
-
-        let pump_done = AtomicBool::new(matches!(client_body, ClientBody::Done));
-        let started = AtomicBool::new(false);
-        let idle = cfg.idle_timeout;
-        let shared = self.shared.clone();
-        let mut pumped: Option<Result<u64, BodyError>> =
-            pump_done.load(Ordering::Relaxed).then_some(Ok(0));
-        let result = if pumped.is_some() {
-            if !req.websocket
-                && let Some(w) = bwr.take()
-            {
-                // All was sent: no shutdown of the node's side (a system call per request).
-                w.forget();
-            }
-            Some(
-                respond(
-                    &mut self.io,
-                    brd,
-                    req,
-                    keep_alive,
-                    &pump_done,
-                    &started,
-                    idle,
-                    &shared,
-                    e,
+        // A body that is here whole goes with the head, in one write.
+        let held: Option<Bytes> = match (&whole, &client_body) {
+            (Some(b), _) => Some(b.clone()),
+            (None, &ClientBody::Length(n)) if self.buf.len() as u64 >= n => {
+                client_body = ClientBody::Done;
+                Some(
+                    self.buf
+                        .split_to(usize::try_from(n).unwrap_or(usize::MAX))
+                        .freeze(),
                 )
-                .await,
-            )
-        } else {
-            let (mut crd, mut cwr) = tokio::io::split(&mut self.io);
-            let buf = &mut self.buf;
-            let Some(w) = bwr.as_mut() else { return false };
-            let pump = async {
-                let r = pump(&mut crd, buf, &mut client_body, w, chunk_out, limit, idle).await;
-                // Done means the whole body went: a body cut short leaves the connection to close.
-                pump_done.store(r.is_ok(), Ordering::Relaxed);
-                r
-            };
-            let resp = respond(
-                &mut cwr, brd, req, keep_alive, &pump_done, &started, idle, &shared, e,
-            );
-            tokio::pin!(pump);
-            tokio::pin!(resp);
-            loop {
-                tokio::select! {
-                    r = &mut pump, if pumped.is_none() => {
-                        // A node that stops reading may still answer (a 413 of its own):
-                        // wait for it. A client's fault ends the request.
-                        let failed = matches!(r, Err(ref e) if !matches!(e, BodyError::Node));
-                        pumped = Some(r);
-                        if failed {
-                            break None;
-                        }
-                    }
-                    r = &mut resp => break Some(r),
-                }
             }
+            _ => None,
+        };
+        // Held whole, it can be sent again to a node that reset the connection unanswered.
+        let resendable =
+            matches!(client_body, ClientBody::Done) && !req.websocket && req.idempotent();
+        let mut resends = 0;
+        let (node, result, pumped, started, bwr) = loop {
+            let (picked, backend) = match self.shared.connect(cfg, &req.domain).await {
+                Ok(x) => x,
+                Err(status) => {
+                    // Counted as the vassal's (its nodes are down or starting).
+                    e.node = domain.nodes.first().cloned();
+                    return self.answer(e, status, keep_alive && consumed).await;
+                }
+            };
+            let node = picked.node.clone();
+            e.node = Some(node.clone());
+            let trusted = cfg.is_trusted(self.peer.client.ip());
+            let mut out = match forward::encode(node.proto, req, &self.peer, trusted, body) {
+                Ok(o) => o,
+                Err(_) => return self.answer(e, 431, keep_alive && consumed).await,
+            };
+            let chunk_out = body == BodyLen::Unknown && node.proto == NodeProto::Http;
+            if let Some(b) = &held {
+                out.extend_from_slice(b);
+            }
+            if expect
+                && !continued
+                && !matches!(client_body, ClientBody::Done)
+                && self.continue_100(cfg).await.is_err()
+            {
+                return false;
+            }
+            let (brd, bwr) = backend.split();
+            let mut bwr = Some(bwr);
+            let Some(w) = bwr.as_mut() else { return false };
+            if let Err(err) = w.write_all(&out).await {
+                // A listener that closed with the connection in its backlog.
+                if resendable && resends < RESENDS {
+                    resends += 1;
+                    self.shared.log.error(format_args!(
+                        "node `{}` (for {}): writing to it failed: {err}; the request is sent again",
+                        node.target, req.domain
+                    ));
+                    continue;
+                }
+                return self.answer(e, 502, false).await;
+            }
+            e.bytes_in = out.len() as u64;
+            drop(out);
+
+            let pump_done = AtomicBool::new(matches!(client_body, ClientBody::Done));
+            let started = AtomicBool::new(false);
+            let idle = cfg.idle_timeout;
+            let shared = self.shared.clone();
+            let mut pumped: Option<Result<u64, BodyError>> =
+                pump_done.load(Ordering::Relaxed).then_some(Ok(0));
+            let result = if pumped.is_some() {
+                if !req.websocket
+                    && let Some(w) = bwr.take()
+                {
+                    // All was sent: no shutdown of the node's side (a system call per request).
+                    w.forget();
+                }
+                Some(
+                    respond(
+                        &mut self.io,
+                        brd,
+                        req,
+                        keep_alive,
+                        &pump_done,
+                        &started,
+                        idle,
+                        &shared,
+                        e,
+                    )
+                    .await,
+                )
+            } else {
+                let (mut crd, mut cwr) = tokio::io::split(&mut self.io);
+                let buf = &mut self.buf;
+                let Some(w) = bwr.as_mut() else { return false };
+                let pump = async {
+                    let r = pump(&mut crd, buf, &mut client_body, w, chunk_out, limit, idle).await;
+                    // Done means the whole body went: a body cut short leaves the connection to close.
+                    pump_done.store(r.is_ok(), Ordering::Relaxed);
+                    r
+                };
+                let resp = respond(
+                    &mut cwr, brd, req, keep_alive, &pump_done, &started, idle, &shared, e,
+                );
+                tokio::pin!(pump);
+                tokio::pin!(resp);
+                loop {
+                    tokio::select! {
+                        r = &mut pump, if pumped.is_none() => {
+                            // A node that stops reading may still answer (a 413 of its own):
+                            // wait for it. A client's fault ends the request.
+                            let failed = matches!(r, Err(ref e) if !matches!(e, BodyError::Node));
+                            pumped = Some(r);
+                            if failed {
+                                break None;
+                            }
+                        }
+                        r = &mut resp => break Some(r),
+                    }
+                }
+            };
+            let started = started.load(Ordering::Relaxed);
+            if let Some(Err(RespondError::Node(err @ BadResponse::Unanswered(_)))) = &result
+                && resendable
+                && !started
+                && resends < RESENDS
+            {
+                resends += 1;
+                self.shared.log.error(format_args!(
+                    "node `{}` (for {}): {err}; the request is sent again",
+                    node.target, req.domain
+                ));
+                // Withdrawn meanwhile: the domain is no longer served.
+                if self.shared.route(cfg, &req.domain).is_none() {
+                    e.node = None;
+                    return self.answer(e, 404, keep_alive).await;
+                }
+                continue;
+            }
+            break (node, result, pumped, started, bwr);
         };
         if let Some(Ok(n)) = &pumped {
             e.bytes_in += n;
         }
-        let started = started.load(Ordering::Relaxed);
         match (result, pumped) {
             (None, Some(Err(err))) => {
                 if started {

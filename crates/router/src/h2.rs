@@ -26,7 +26,7 @@ use tokio::io::{AsyncRead, AsyncWrite, AsyncWriteExt};
 use crate::backend::BackendWrite;
 use crate::config::Config;
 use crate::forward::{self, BodyLen, Peer, Req, ReqVersion};
-use crate::h1::UNKNOWN_LENGTH_MAX;
+use crate::h1::{RESENDS, UNKNOWN_LENGTH_MAX};
 use crate::head::{self, MAX_HEADERS};
 use crate::response::{self, BadResponse, BodyReader, Framing};
 use crate::routes::Picked;
@@ -419,45 +419,71 @@ async fn forward(
             Err(status) => return fin.page(status),
         }
     }
-    let (picked, backend) = match shared.connect(cfg, &req.domain).await {
-        Ok(x) => x,
-        Err(status) => {
-            // Counted as the vassal's (its nodes are down or starting).
-            fin.entry.node = domain.nodes.first().cloned();
-            return fin.page(status);
+    // Held whole, it can be sent again to a node that reset the connection unanswered.
+    let resendable = (whole.is_some() || len == BodyLen::None) && req.idempotent();
+    let mut resends = 0;
+    let mut body = Some(body);
+    let (node, h, reader) = loop {
+        let (picked, backend) = match shared.connect(cfg, &req.domain).await {
+            Ok(x) => x,
+            Err(status) => {
+                // Counted as the vassal's (its nodes are down or starting).
+                fin.entry.node = domain.nodes.first().cloned();
+                return fin.page(status);
+            }
+        };
+        let node = picked.node.clone();
+        fin.entry.node = Some(node.clone());
+        fin.picked = Some(picked);
+        let trusted = cfg.is_trusted(peer.client.ip());
+        let mut out = match forward::encode(node.proto, req, peer, trusted, len) {
+            Ok(o) => o,
+            Err(_) => return fin.page(431),
+        };
+        if let Some(b) = &whole {
+            out.extend_from_slice(b);
         }
-    };
-    let node = picked.node.clone();
-    fin.entry.node = Some(node.clone());
-    fin.picked = Some(picked);
-    let trusted = cfg.is_trusted(peer.client.ip());
-    let mut out = match forward::encode(node.proto, req, peer, trusted, len) {
-        Ok(o) => o,
-        Err(_) => return fin.page(431),
-    };
-    if let Some(b) = &whole {
-        out.extend_from_slice(b);
-    }
-    let (brd, mut bwr) = backend.split();
-    if bwr.write_all(&out).await.is_err() {
-        return fin.page(502);
-    }
-    fin.entry.bytes_in = out.len() as u64;
-    if whole.is_none() && len != BodyLen::None {
-        let chunk_out = len == BodyLen::Unknown && node.proto == NodeProto::Http;
-        tokio::spawn(pump(body, bwr, chunk_out, fin.pumped.clone()));
-    } else {
-        // Keep the node's read side open until its answer is read.
-        bwr.forget();
-    }
-    let (h, reader) = match response::read_head(brd, req.is_head()).await {
-        Ok(x) => x,
-        Err(e) => {
-            shared.log.error(format_args!(
-                "node `{}` (for {}): {e}",
-                node.target, req.domain
-            ));
+        let (brd, mut bwr) = backend.split();
+        if let Err(err) = bwr.write_all(&out).await {
+            // A listener that closed with the connection in its backlog.
+            if resendable && resends < RESENDS {
+                resends += 1;
+                shared.log.error(format_args!(
+                    "node `{}` (for {}): writing to it failed: {err}; the request is sent again",
+                    node.target, req.domain
+                ));
+                continue;
+            }
             return fin.page(502);
+        }
+        fin.entry.bytes_in = out.len() as u64;
+        if whole.is_none()
+            && len != BodyLen::None
+            && let Some(body) = body.take()
+        {
+            // Not resendable: this is the only try.
+            let chunk_out = len == BodyLen::Unknown && node.proto == NodeProto::Http;
+            tokio::spawn(pump(body, bwr, chunk_out, fin.pumped.clone()));
+        } else {
+            // Keep the node's read side open until its answer is read.
+            bwr.forget();
+        }
+        match response::read_head(brd, req.is_head()).await {
+            Ok((h, reader)) => break (node, h, reader),
+            Err(e @ BadResponse::Unanswered(_)) if resendable && resends < RESENDS => {
+                resends += 1;
+                shared.log.error(format_args!(
+                    "node `{}` (for {}): {e}; the request is sent again",
+                    node.target, req.domain
+                ));
+            }
+            Err(e) => {
+                shared.log.error(format_args!(
+                    "node `{}` (for {}): {e}",
+                    node.target, req.domain
+                ));
+                return fin.page(502);
+            }
         }
     };
     if h.status == 101 {

@@ -25,6 +25,10 @@ pub(crate) const READ_CHUNK: usize = 16 * 1024;
 /// the answer was already sent).
 #[derive(Debug, thiserror::Error)]
 pub(crate) enum BadResponse {
+    /// The node reset the connection before sending a byte: a listener that closed with the
+    /// request still in its backlog (its vassal stopping), so the request was never read.
+    #[error("the node reset the connection before answering: {0}")]
+    Unanswered(io::Error),
     #[error("the node closed the connection before its answer's end")]
     Eof,
     #[error("reading from the node failed: {0}")]
@@ -234,7 +238,15 @@ pub(crate) async fn read_head(
             };
             return Ok((h, body));
         }
-        let n = std::future::poll_fn(|cx| poll_fill(&mut rd, cx, &mut buf)).await?;
+        let n = match std::future::poll_fn(|cx| poll_fill(&mut rd, cx, &mut buf)).await {
+            Ok(n) => n,
+            Err(e)
+                if e.kind() == io::ErrorKind::ConnectionReset && buf.is_empty() && interim == 0 =>
+            {
+                return Err(BadResponse::Unanswered(e));
+            }
+            Err(e) => return Err(e.into()),
+        };
         if n == 0 {
             return Err(BadResponse::Eof);
         }

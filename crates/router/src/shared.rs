@@ -231,7 +231,8 @@ impl Shared {
     /// Connects to a node of `domain`: the balanced choice among those up and not taken out;
     /// a node that refuses is taken out and the next one tried; when none is left, waits
     /// (looking again at each new table, and every 100 ms) up to the connect timeout. Then
-    /// 503, or 502 when some node failed otherwise than by refusing.
+    /// 503, or 502 when some node failed otherwise than by refusing; 404 when the domain is
+    /// withdrawn meanwhile.
     pub(crate) async fn connect(
         &self,
         cfg: &Config,
@@ -271,6 +272,9 @@ impl Shared {
                         }
                     }
                 }
+            } else {
+                // Withdrawn while the request waited: the domain is no longer served.
+                return Err(404);
             }
             let now = Instant::now();
             if now >= deadline {

@@ -1,6 +1,7 @@
 //! Nodes: balancing, failover to another node when one refuses, waiting while a vassal starts,
 //! 503 when none comes up, 502 when one fails mid-request, and the sockets refused for safety
-//! (a symlink, another uid).
+//! (a symlink, another uid, a socket swapped after use), and requests sent again to a node that
+//! reset the connection before answering.
 
 use std::time::Duration;
 
@@ -258,4 +259,86 @@ async fn an_http_socket_vassal_is_spoken_to_in_http() {
     let resp = http(r.plain, "GET /x HTTP/1.0\r\nHost: web.com\r\n\r\n").await;
     assert_eq!(resp.text(), "http node got GET /x HTTP/1.1");
     assert_eq!(resp.header("connection"), Some("close"));
+}
+
+#[tokio::test]
+async fn a_socket_swapped_for_a_symlink_after_use_is_refused() {
+    let mut r = Router::start().await;
+    r.tweak(|s| s.connect_timeout_ms = 300).await;
+    let victim = named_node(&r, "victim");
+    let evil = named_node(&r, "evil");
+    r.set_routes(vec![
+        route("evil.com", "evil"),
+        route("victim.com", "victim"),
+    ])
+    .await;
+    // Served once: the router keeps the socket it opened.
+    assert_eq!(get(r.plain, "evil.com").await.text(), "evil");
+    // Then the name is made a symlink to the victim's socket; evil's listener still runs.
+    fs_err::remove_file(&evil.path).unwrap();
+    std::os::unix::fs::symlink(&victim.path, &evil.path).unwrap();
+    // 502, then 503 while the node is taken out.
+    for _ in 0..3 {
+        let status = get(r.plain, "evil.com").await.status;
+        assert!(status == 502 || status == 503, "{status}");
+    }
+    assert_eq!(victim.hits(), 0);
+    assert_eq!(
+        evil.hits(),
+        1,
+        "the kept socket was used after its name changed"
+    );
+    assert_eq!(get(r.plain, "victim.com").await.text(), "victim");
+}
+
+#[tokio::test]
+async fn a_node_that_resets_before_answering_gets_an_idempotent_request_again() {
+    use std::sync::Arc;
+    use std::sync::atomic::{AtomicUsize, Ordering};
+    let mut r = Router::start().await;
+    let dir = r.vassal_dir("app");
+    // The next `resets` connections are dropped unread once the request is there: the
+    // kernel resets them, as it does those left in a closing listener's backlog.
+    let resets = Arc::new(AtomicUsize::new(2));
+    let left = resets.clone();
+    let node = serve_unix(&dir.join("app.sock"), move |mut s| {
+        let reset = left
+            .fetch_update(Ordering::SeqCst, Ordering::SeqCst, |n| n.checked_sub(1))
+            .is_ok();
+        async move {
+            if reset {
+                let _ = s.readable().await;
+                return;
+            }
+            let req = read_uwsgi(&mut s).await;
+            let _ = s
+                .write_all(&ok(format!(
+                    "{} {}",
+                    req.var("REQUEST_METHOD").unwrap(),
+                    req.body.len()
+                )
+                .as_bytes()))
+                .await;
+        }
+    });
+    r.set_routes(vec![route("app.com", "app")]).await;
+    let got = get(r.plain, "app.com").await;
+    assert_eq!((got.status, got.text()), (200, "GET 0".to_owned()));
+    assert_eq!(node.hits(), 3, "two resets, then the answer");
+
+    // A GET with a body held whole is sent again too; a POST never is.
+    resets.store(1, Ordering::SeqCst);
+    let put = "PUT / HTTP/1.1\r\nHost: app.com\r\nContent-Length: 2\r\nConnection: close\r\n\r\nhi";
+    assert_eq!(http(r.plain, put).await.text(), "PUT 2");
+    assert_eq!(node.hits(), 5);
+    resets.store(1, Ordering::SeqCst);
+    let post =
+        "POST / HTTP/1.1\r\nHost: app.com\r\nContent-Length: 2\r\nConnection: close\r\n\r\nhi";
+    assert_eq!(http(r.plain, post).await.status, 502);
+    assert_eq!(node.hits(), 6);
+
+    // At most three times again: a node that resets every time gets 502.
+    resets.store(10, Ordering::SeqCst);
+    assert_eq!(get(r.plain, "app.com").await.status, 502);
+    assert_eq!(node.hits(), 10, "one try and three more");
 }
