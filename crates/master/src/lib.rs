@@ -18,6 +18,7 @@ pub mod exe;
 pub mod gateway;
 pub mod owner;
 pub mod plan;
+mod router_socket;
 mod sockets;
 mod spawn;
 mod stats;
@@ -208,7 +209,30 @@ fn start(
         mode: plan.chmod_socket,
         owner: plan.chown_socket,
     };
+    // The router's own socket: its folder is made (in the jail's /tmp, when jailed) and let
+    // in the router's group only.
+    let router_gid = router
+        .as_ref()
+        .and_then(|(g, _)| g.identity())
+        .map(|(_, gid)| gid);
+    let router_own = plan.router_to.filter(|&i| {
+        plan.sockets.get(i).is_some_and(|s| {
+            s.addr == addr::Addr::Unix(router_socket::dir().join(router_socket::FILE))
+        })
+    });
+    let _router_dir = router_own
+        .map(|_| router_socket::make_dir(router_gid))
+        .transpose()
+        .map_err(|source| RunError::Setup {
+            step: "making the folder of the router's socket",
+            source,
+        })?;
     for (i, s) in plan.sockets.iter().enumerate() {
+        let setup = if router_own == Some(i) {
+            router_socket::file_setup(router_gid)
+        } else {
+            setup
+        };
         match sockets::bind(&s.addr, plan.listen, setup) {
             Ok(b) => {
                 log!(
@@ -246,7 +270,7 @@ fn start(
         },
     };
     if let (Some((gateway, certs)), Some(config)) = (&mut router, &plan.router)
-        && let Err(e) = start_router(gateway, std::mem::take(certs), config, &plan, &bound)
+        && let Err(e) = start_router(gateway, std::mem::take(certs), config, &plan)
     {
         sockets::vacuum(&bound);
         sockets::vacuum(stats.as_slice());
@@ -340,22 +364,12 @@ fn start_router(
     certs: Vec<liege_proto::router::Cert>,
     config: &gateway::Config,
     plan: &Plan,
-    bound: &[sockets::Bound],
 ) -> Result<(), RunError> {
     let mut http_to = config.http_to.clone();
     if http_to.is_empty()
-        && let Some(b) = plan.router_to.and_then(|i| bound.get(i))
-        && let Some(mut addr) = gateway::config::local_addr(std::os::fd::AsFd::as_fd(&b.fd))
+        && let Some(s) = plan.router_to.and_then(|i| plan.sockets.get(i))
     {
-        // `:8000` listens on every address: the router reaches it on loopback.
-        if addr.ip().is_unspecified() {
-            addr.set_ip(if addr.is_ipv4() {
-                std::net::Ipv4Addr::LOCALHOST.into()
-            } else {
-                std::net::Ipv6Addr::LOCALHOST.into()
-            });
-        }
-        http_to.push(addr.to_string());
+        http_to.push(s.name.clone());
     }
     gateway.set_settings(config.settings(certs, Path::new("/run/liege"), http_to.clone()));
     gateway.set_routes(Vec::new());

@@ -420,20 +420,17 @@ impl Plan {
         if let Some(router) = &plan.router
             && router.http_to.is_empty()
         {
-            // uWSGI's `--http` forwards to the instance's own socket; the router speaks HTTP
-            // to it, over TCP (a unix socket file would need the router's user let in).
-            let own = plan
-                .sockets
-                .iter()
-                .position(|s| s.proto == Proto::Http && matches!(s.addr, Addr::Tcp(_)));
-            plan.router_to = Some(own.unwrap_or_else(|| {
-                plan.sockets.push(SocketSpec {
-                    proto: Proto::Http,
-                    addr: Addr::Tcp(std::net::SocketAddr::from(([127, 0, 0, 1], 0))),
-                    name: "127.0.0.1:0".into(),
-                });
-                plan.sockets.len() - 1
-            }));
+            // uWSGI's `--http` forwards to a socket of the instance's own. liege makes one for
+            // the router alone: an HTTP socket file in a folder only the router's group may
+            // search (crate::router_socket). No other local user reaches the workers through
+            // it, as they would a port on loopback, and a connect costs far less than TCP's.
+            let path = crate::router_socket::dir().join(crate::router_socket::FILE);
+            plan.sockets.push(SocketSpec {
+                proto: Proto::Http,
+                name: path.display().to_string(),
+                addr: Addr::Unix(path),
+            });
+            plan.router_to = Some(plan.sockets.len() - 1);
         }
         if plan.sockets.is_empty() {
             return Err(PlanError::NoSocket);
@@ -701,25 +698,39 @@ mod tests {
     }
 
     #[test]
-    fn a_router_run_by_hand_goes_to_the_first_tcp_http_socket_or_one_made_for_it() {
+    fn a_router_run_by_hand_goes_to_a_socket_made_for_it() {
         let plan = |lines: &[(&str, &str)]| Plan::from_options(&opts("a.ini", lines)).unwrap();
-        // uWSGI's `--http :8080 --wsgi-file app.py`: a socket on 127.0.0.1 is made for it.
+        let own = crate::router_socket::dir().join("http.sock");
+        // uWSGI's `--http :8080 --wsgi-file app.py`: an HTTP socket file is made for it, in
+        // the master's own folder.
         let p = plan(&[("http", ":8080"), ("wsgi-file", "app.py")]);
         assert_eq!(p.router.as_ref().unwrap().listeners.len(), 1);
         assert_eq!(p.router_to, Some(0));
-        assert_eq!(p.sockets[0].name, "127.0.0.1:0");
+        assert_eq!(p.sockets[0].addr, Addr::Unix(own.clone()));
         assert_eq!(p.sockets[0].proto, Proto::Http);
-        // Its first TCP http-socket; a uwsgi or unix one does not do.
+        assert!(
+            own.to_str()
+                .unwrap()
+                .contains(&std::process::id().to_string())
+        );
+        // Also next to sockets of the instance's own, which stay as they are.
         let p = plan(&[
             ("http", ":8080"),
             ("socket", "127.0.0.1:9000"),
-            ("http-socket", "/tmp/a.sock"),
             ("http-socket", ":8001"),
         ]);
         assert_eq!(p.router_to, Some(2));
         assert_eq!(p.sockets.len(), 3);
-        let p = plan(&[("http", ":8080"), ("http-socket", "/tmp/a.sock")]);
-        assert_eq!(p.router_to, Some(1));
+        assert_eq!(p.sockets[2].addr, Addr::Unix(own));
+        // The same options make the same plan: a reload keeps the socket.
+        assert!(
+            p.needs_restart(&plan(&[
+                ("http", ":8080"),
+                ("socket", "127.0.0.1:9000"),
+                ("http-socket", ":8001"),
+            ]))
+            .is_empty()
+        );
         // `http-to` names the backend: nothing is made.
         let p = plan(&[
             ("http", ":8080"),

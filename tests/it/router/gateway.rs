@@ -279,7 +279,8 @@ fn a_master_run_by_hand_serves_its_workers_through_its_router() {
         b"Hello, World!"
     );
     // Its router: a child of the master named liege-router, as the user liege-router, with
-    // no_new_privs, in front of the http socket made for it on 127.0.0.1.
+    // no_new_privs, in front of the http socket file made for it, in a folder only the
+    // router's group may enter.
     let router = crate::server::children_of(i.pid())
         .into_iter()
         .find(|p| {
@@ -291,12 +292,26 @@ fn a_master_run_by_hand_serves_its_workers_through_its_router() {
     let uid = uid_of("liege-router").expect("the system user liege-router");
     assert!(status_line(pid, "Uid").starts_with(&uid.to_string()));
     assert_eq!(status_line(pid, "NoNewPrivs"), "1");
+    let dir = std::env::temp_dir().join(format!("liege-router-{}", i.pid()));
+    let sock = dir.join("http.sock");
     assert!(
-        i.log_text().contains("in front of 127.0.0.1:"),
+        i.log_text()
+            .contains(&format!("in front of {}", sock.display())),
         "{}",
         i.log_text()
     );
-    // Stopped with the instance.
+    let gid = status_line(pid, "Gid")
+        .split_whitespace()
+        .next()
+        .unwrap()
+        .parse::<u32>()
+        .unwrap();
+    use std::os::unix::fs::MetadataExt;
+    let d = fs_err::symlink_metadata(&dir).unwrap();
+    assert_eq!((d.mode() & 0o7777, d.uid(), d.gid()), (0o710, 0, gid));
+    let f = fs_err::symlink_metadata(&sock).unwrap();
+    assert_eq!((f.mode() & 0o777, f.gid()), (0o660, gid));
+    // Stopped with the instance, its socket and folder gone.
     i.signal(rustix::process::Signal::INT);
     assert!(
         i.wait_exit(LONG).is_some_and(|s| s.success()),
@@ -304,6 +319,11 @@ fn a_master_run_by_hand_serves_its_workers_through_its_router() {
         i.log_text()
     );
     assert!(!std::path::Path::new(&format!("/proc/{router}")).exists());
+    assert!(
+        fs_err::symlink_metadata(&dir).is_err(),
+        "{} left",
+        dir.display()
+    );
 }
 
 #[test]

@@ -107,6 +107,11 @@ pub struct Status {
 impl Gateway {
     /// A gateway over sockets already bound, not started yet. `exe` is the liege binary
     /// (`O_PATH` is enough); `identity` the uid and gid the router drops to.
+    /// The uid and gid the router drops to (`None`: it stays who the master is).
+    pub fn identity(&self) -> Option<(u32, u32)> {
+        self.identity
+    }
+
     pub fn new(
         exe: OwnedFd,
         bound: Bound,
