@@ -5,18 +5,38 @@
 
 use std::path::{Path, PathBuf};
 
-/// The worker executable when no option names a language: Python is the only one so far.
+/// The worker executable when no option names a language.
 pub const DEFAULT_WORKER: &str = "liege-python";
+/// The PSGI worker (`psgi`, `plugin = psgi`).
+pub const PERL_WORKER: &str = "liege-perl";
+/// The Rack worker (`rack`, `plugin = rack`).
+pub const RUBY_WORKER: &str = "liege-ruby";
+
+/// The worker executable a language option names (`psgi`, `rack`), if it is one.
+pub fn worker_for_option(key: &str) -> Option<&'static str> {
+    match key {
+        "psgi" => Some(PERL_WORKER),
+        "rack" => Some(RUBY_WORKER),
+        _ => None,
+    }
+}
 
 /// The worker executable a `plugin` entry names, or `None` for a plugin that is not a
 /// language liege has a worker for (`http`, `logfile`...). Accepts uWSGI's spellings:
-/// `python3`, `python311`, `python3_plugin.so`, `/usr/lib/uwsgi/plugins/python311_plugin.so`.
+/// `python3`, `python311`, `python3_plugin.so`, `/usr/lib/uwsgi/plugins/python311_plugin.so`,
+/// `psgi`, `rack`, `rack_ruby31` (Debian's name).
 pub fn worker_for_plugin(plugin: &str) -> Option<String> {
     let base = plugin.trim().rsplit('/').next().unwrap_or_default();
     let base = base
         .strip_suffix("_plugin.so")
         .or_else(|| base.strip_suffix(".so"))
         .unwrap_or(base);
+    if base == "psgi" || base == "perl" {
+        return Some(PERL_WORKER.to_string());
+    }
+    if base == "rack" || base == "ruby" || base.starts_with("rack_ruby") {
+        return Some(RUBY_WORKER.to_string());
+    }
     let digits = base.strip_prefix("python")?;
     if !digits.bytes().all(|b| b.is_ascii_digit()) {
         return None;
@@ -123,7 +143,14 @@ mod tests {
             ),
             ("http", None),
             ("pythonx", None),
-            ("psgi", None),
+            ("psgi", Some("liege-perl")),
+            ("psgi_plugin.so", Some("liege-perl")),
+            ("rack", Some("liege-ruby")),
+            (
+                "/usr/lib/uwsgi/plugins/rack_ruby31_plugin.so",
+                Some("liege-ruby"),
+            ),
+            ("rackx", None),
         ] {
             assert_eq!(worker_for_plugin(plugin).as_deref(), want, "{plugin}");
         }

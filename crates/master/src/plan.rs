@@ -321,6 +321,23 @@ impl Plan {
                         plan.worker_origin = Some(e.origin.clone());
                     }
                 }
+                // `psgi = app.psgi` needs the Perl worker, `rack = config.ru` the Ruby one.
+                "psgi" | "rack" => {
+                    let worker = exe::worker_for_option(e.key).unwrap_or(exe::DEFAULT_WORKER);
+                    match &plan.worker_origin {
+                        Some(chosen) if plan.worker != worker => {
+                            return Err(e.bad(format!(
+                                "it needs the {worker} worker, but {chosen} chose {}",
+                                plan.worker
+                            )));
+                        }
+                        Some(_) => {}
+                        None => {
+                            plan.worker = worker.to_string();
+                            plan.worker_origin = Some(e.origin.clone());
+                        }
+                    }
+                }
                 "plugins-dir" => plan.plugins_dirs.push(e.path()?),
                 "harakiri" => plan.harakiri = e.number(0, 365 * 86_400)?,
                 "max-requests" | "reload-on-rss" => {
@@ -695,6 +712,43 @@ mod tests {
         let d =
             Plan::from_options(&opts("a.ini", &[("socket", ":80"), ("uid", "nobody")])).unwrap();
         assert_eq!(a.needs_restart(&d), ["uid/gid"]);
+    }
+
+    #[test]
+    fn the_language_options_choose_the_worker() {
+        let plan = |lines: &[(&str, &str)]| Plan::from_options(&opts("a.ini", lines));
+        let worker = |lines: &[(&str, &str)]| plan(lines).unwrap().worker;
+        assert_eq!(
+            worker(&[("socket", ":9"), ("wsgi-file", "a.py")]),
+            "liege-python"
+        );
+        assert_eq!(
+            worker(&[("socket", ":9"), ("psgi", "app.psgi")]),
+            "liege-perl"
+        );
+        assert_eq!(
+            worker(&[("socket", ":9"), ("rack", "config.ru")]),
+            "liege-ruby"
+        );
+        assert_eq!(
+            worker(&[("plugin", "psgi"), ("socket", ":9"), ("psgi", "app.psgi")]),
+            "liege-perl"
+        );
+        assert_eq!(
+            worker(&[("plugins", "http,rack"), ("socket", ":9")]),
+            "liege-ruby"
+        );
+        let e = plan(&[
+            ("plugin", "python3"),
+            ("socket", ":9"),
+            ("psgi", "app.psgi"),
+        ])
+        .unwrap_err()
+        .to_string();
+        assert_eq!(
+            e,
+            "a.ini:4: invalid value `app.psgi` for `psgi`: it needs the liege-perl worker, but a.ini:2 chose liege-python"
+        );
     }
 
     #[test]

@@ -134,14 +134,23 @@ pub static OPTIONS: &[Spec] = &[
     opt("disable-logging", Logging, Flag, "Log no line per request"),
     opt("logto", Logging, Path, "Write the log to this file instead of stderr"),
     opt("log-format", Logging, Text, "The request line's format, with uWSGI's variables (`%(method)`, `%(uri)`, `%(status)`, `%(size)`, `%(msecs)`, `%(addr)`...)").aliases(&["logformat"]),
+    // The app, whatever its language.
+    opt("chdir", App, Path, "Change to this folder before loading the app"),
+    opt("env", App, Assignment, "Set the environment variable `NAME=VALUE` before loading the app").repeatable(),
     // Python.
     opt("module", Python, Text, "The WSGI module to import (`pkg.mod` or `pkg.mod:callable`)").aliases(&["wsgi"]),
     opt("wsgi-file", Python, Path, "The WSGI file to load").aliases(&["file"]),
     opt("callable", Python, Text, "The name of the WSGI callable").default("application"),
-    opt("chdir", Python, Path, "Change to this folder before loading the app"),
     opt("pythonpath", Python, Path, "Add this folder (or glob) to `sys.path`").aliases(&["python-path", "pp"]).repeatable(),
-    opt("env", Python, Assignment, "Set the environment variable `NAME=VALUE` before loading the app").repeatable(),
     opt("home", Python, Path, "The virtualenv to use").aliases(&["virtualenv", "venv", "pyhome"]),
+    // Perl.
+    opt("psgi", Perl, Path, "The PSGI app file to load (`app.psgi`: the value of its last statement is the app); the workers are `liege-perl`"),
+    opt("perl-local-lib", Perl, Path, "A local::lib folder: its `lib/perl5` goes first in `@INC`"),
+    opt("perl-args", Perl, Text, "Words (split on spaces) added to the app's `@ARGV`"),
+    opt("perl-arg", Perl, Text, "One word added to the app's `@ARGV`").repeatable(),
+    // Ruby.
+    opt("rack", Ruby, Path, "The Rack app file to load (`config.ru`, read as Rack::Builder reads it); the workers are `liege-ruby`"),
+    opt("rbrequire", Ruby, Text, "Require this Ruby library before loading the app").aliases(&["rb-require", "ruby-require", "rubyrequire"]).repeatable(),
     // The emperor.
     opt("emperor", Emperor, Text, "Run an emperor: watch this folder (or glob) for vassal files (`*.ini *.xml *.yaml *.yml *.json`) with inotify, spawn one vassal per file, reload it when the file changes, stop it when the file goes away").repeatable(),
     opt("emperor-run-dir", Emperor, Path, "Where the emperor keeps its runtime files: `emperor/` (root-only control sockets, one per vassal), `vassals/NAME` (each vassal's /run)").own().default("/run/liege"),

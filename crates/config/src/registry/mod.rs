@@ -75,8 +75,14 @@ pub enum Part {
     Static,
     /// The request log.
     Logging,
+    /// What every language's worker reads before loading its app.
+    App,
     /// The Python worker (WSGI).
     Python,
+    /// The Perl worker (PSGI).
+    Perl,
+    /// The Ruby worker (Rack).
+    Ruby,
     /// The emperor: watching vassal files, spawning, throttling, stats.
     Emperor,
     /// The HTTP router (a gateway process of the emperor, or of an instance run by hand) and
@@ -99,7 +105,10 @@ impl Part {
             Part::Sockets => "Sockets and protocols",
             Part::Static => "Static files",
             Part::Logging => "Request logging",
+            Part::App => "The app, in every language",
             Part::Python => "Python (WSGI)",
+            Part::Perl => "Perl (PSGI)",
+            Part::Ruby => "Ruby (Rack)",
             Part::Emperor => "The emperor",
             Part::Router => {
                 "The HTTP router (`http`... in the emperor's options or an instance run by hand; `domain`, `sni`, `subscribe-to` in vassal files)"
