@@ -515,3 +515,124 @@ impl Jail {
         Ok(())
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::sync::Arc;
+
+    /// Options as a file `v.ini` would give them, the first on line 2.
+    fn opts(lines: &[(&str, &str)]) -> Options {
+        let path: Arc<str> = Arc::from("v.ini");
+        let mut o = Options::new();
+        for (i, (k, v)) in lines.iter().enumerate() {
+            o.push(*k, *v, Origin::file(&path, u32::try_from(i).unwrap() + 2));
+        }
+        o
+    }
+
+    fn plan(lines: &[(&str, &str)], vassal: bool) -> Result<Jail, JailError> {
+        Jail::from_options(
+            &opts(lines),
+            &Context {
+                name: Some("shop"),
+                vassal,
+            },
+        )
+    }
+
+    fn err(lines: &[(&str, &str)], vassal: bool) -> String {
+        plan(lines, vassal).unwrap_err().to_string()
+    }
+
+    #[test]
+    fn a_jail_is_planned_from_its_options() {
+        let home = tempfile::tempdir().unwrap();
+        let home_path = home.path().to_str().unwrap();
+        let j = plan(
+            &[
+                ("jail-root", "host"),
+                ("jail-home", home_path),
+                ("jail-tmp-size", "8m"),
+                ("cap", "net_bind_service,CAP_SYS_NICE"),
+                ("max-fd", "200"),
+                ("limit-as", "512"),
+                ("jail-deny-wx", "true"),
+            ],
+            true,
+        )
+        .unwrap();
+        let layout = &j.layout.as_ref().unwrap().value;
+        assert_eq!(layout.root, Root::Host);
+        assert_eq!(layout.tmp_size, 8 << 20);
+        assert_eq!(layout.home_target, Path::new("/home/shop"));
+        assert_eq!(j.privileges.keep, (1 << 10) | (1 << 23));
+        let limits: Vec<(Resource, u64)> = j
+            .privileges
+            .limits
+            .iter()
+            .map(|l| (l.resource, l.value))
+            .collect();
+        assert_eq!(
+            limits,
+            [
+                (Resource::Nofile, 200),
+                (Resource::As, 512 << 20),
+                (Resource::Core, 0)
+            ]
+        );
+        assert_eq!(j.seccomp, [Filter::Default, Filter::DenyWx]);
+        assert!(j.is_jailed());
+        // Run by hand with nothing that jails: no filter, no core limit, nothing dropped.
+        let j = plan(&[("max-fd", "64")], false).unwrap();
+        assert!(!j.is_jailed());
+        assert!(j.seccomp.is_empty());
+        assert_eq!(j.privileges.limits.len(), 1);
+    }
+
+    #[test]
+    fn bad_jail_options_name_their_file_line_and_option() {
+        assert_eq!(
+            err(
+                &[("processes", "1"), ("jail-root", "/nonexistent/distro")],
+                true
+            ),
+            "v.ini:3: `jail-root = /nonexistent/distro`: cannot reach the folder: No such file or directory (os error 2)"
+        );
+        assert_eq!(
+            err(&[("jail-root", "host"), ("jail-tmp-size", "lots")], true),
+            "v.ini:3: `jail-tmp-size = lots`: expected a size such as 64m"
+        );
+        assert_eq!(
+            err(&[("cap", "net_bind_service,fly")], true),
+            "v.ini:2: `cap = net_bind_service,fly`: `fly` is no capability"
+        );
+        assert_eq!(
+            err(&[("pivot-root", "/ns/root")], true),
+            "v.ini:2: `pivot-root = /ns/root`: expected `NEW_ROOT PUT_OLD`, separated by a space"
+        );
+        assert_eq!(
+            err(&[("jail-seccomp", "off")], true),
+            "v.ini:2: `jail-seccomp = off`: expected `default` or `none`"
+        );
+        assert_eq!(
+            err(&[("jail-home-target", "relative/home")], true),
+            "v.ini:2: `jail-home-target = relative/home`: expected an absolute path"
+        );
+        assert_eq!(
+            err(&[("jail-opt", "/tmp")], true),
+            "v.ini:2: `jail-opt = /tmp`: it belongs to the jail's filesystem: set `jail-root` too"
+        );
+        assert!(
+            err(&[("unshare", "fs,pid")], false)
+                .starts_with("v.ini:2: `unshare = fs,pid`: a pid namespace made here"),
+        );
+        assert!(err(&[("jail-root", "host"), ("chroot", "/srv")], true).contains("v.ini:2"));
+        // A hook that cannot run is refused while the options are read.
+        assert!(
+            err(&[("hook-as-root", "frob:x")], true).starts_with("v.ini:2:"),
+            "{}",
+            err(&[("hook-as-root", "frob:x")], true)
+        );
+    }
+}

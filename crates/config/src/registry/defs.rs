@@ -169,7 +169,7 @@ pub static OPTIONS: &[Spec] = &[
     opt("vassals-inherit", Emperor, Path, "Add this file's options to every vassal, after the vassal's own (a root-owned template: it may hold root-only options)").repeatable(),
     // The HTTP router: the gateway's own options (the emperor's, or an instance's run by hand),
     // then what a vassal file tells it.
-    opt("http", Router, Text, "Run the HTTP router on `ADDR` (`:80`, `127.0.0.1:8080`), bound as root, in front of the vassals (the emperor's options: routes by `domain`) or of this instance's workers (run by hand: to its first `http-socket`, or one on 127.0.0.1 made for it)").repeatable().privileged(),
+    opt("http", Router, Text, "Run the HTTP router on `ADDR` (`:80`, `127.0.0.1:8080`), bound as root, in front of the vassals (the emperor's options: routes by `domain`) or of this instance's workers (run by hand: to `http-to`, else to an HTTP socket file made for the router alone, `TMPDIR/liege-router-PID/http.sock`)").repeatable().privileged(),
     opt("https", Router, Text, "Run the HTTP router with TLS on `ADDR,CRT,KEY` (PEM files, read as root; HTTP/2 by ALPN); the default certificate, more by `sni`").repeatable().privileged(),
     opt("sni", Router, Text, "`DOMAIN,CRT,KEY`: the certificate the router's TLS listeners show for DOMAIN (`*.example.com` too). In a vassal file its files are read as the vassal's user; the domain must be one the vassal routes").repeatable(),
     opt("http-to", Router, Text, "A fixed backend (`HOST:PORT` or a unix path, spoken to in HTTP/1.1) for requests whose Host no vassal serves (repeat for round robin)").repeatable().privileged(),
