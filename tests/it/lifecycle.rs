@@ -1,7 +1,9 @@
-//! The master's supervision, through real processes: respawn, harakiri, max-requests, graceful
-//! reloads under load, keep-alive fairness, prefork, stats, and running as pid 1.
+//! The master's supervision, through real processes, with Python: keep-alive fairness, running
+//! as pid 1, touch-reload, need-app, reload-on-rss, socket ownership. Respawn, harakiri,
+//! max-requests, reloads under load, stats and prefork are tested for every language in
+//! `languages::supervision`, with the helpers here.
 
-use std::io::{BufReader, Read, Write};
+use std::io::{BufReader, Write};
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
@@ -11,7 +13,7 @@ use rustix::process::Signal;
 use crate::server::{Addr, Instance, app, bin_dir, children_of, free_port, get, read_response};
 use crate::wsgi::matrix;
 
-fn pid_of(addr: &Addr) -> i32 {
+pub(crate) fn pid_of(addr: &Addr) -> i32 {
     get(addr, "/pid")
         .expect("GET /pid")
         .text()
@@ -20,7 +22,12 @@ fn pid_of(addr: &Addr) -> i32 {
 }
 
 /// Polls `f` every 50 ms until it holds, failing with `what` and the log after `limit`.
-fn eventually(inst: &Instance, limit: Duration, what: &str, mut f: impl FnMut() -> bool) {
+pub(crate) fn eventually(
+    inst: &Instance,
+    limit: Duration,
+    what: &str,
+    mut f: impl FnMut() -> bool,
+) {
     let start = Instant::now();
     while !f() {
         assert!(
@@ -32,62 +39,9 @@ fn eventually(inst: &Instance, limit: Duration, what: &str, mut f: impl FnMut() 
     }
 }
 
-#[test]
-fn a_killed_worker_comes_back() {
-    let (inst, addr) = matrix(&["--processes", "1"]);
-    let first = pid_of(&addr);
-    rustix::process::kill_process(rustix::process::Pid::from_raw(first).unwrap(), Signal::KILL)
-        .unwrap();
-    eventually(&inst, Duration::from_secs(15), "respawn", || {
-        get(&addr, "/pid")
-            .ok()
-            .and_then(|r| r.text().parse::<i32>().ok())
-            .is_some_and(|p| p != first)
-    });
-    assert_eq!(inst.children().len(), 1);
-}
-
-#[test]
-fn harakiri_answers_504_and_replaces_the_worker() {
-    let (inst, addr) = matrix(&["--processes", "1", "--harakiri", "2"]);
-    let first = pid_of(&addr);
-    let started = Instant::now();
-    let r = get(&addr, "/sleep?30").expect("an answer, not a reset");
-    assert_eq!(r.status, 504);
-    assert!(started.elapsed() < Duration::from_secs(20));
-    eventually(&inst, Duration::from_secs(15), "a new worker", || {
-        get(&addr, "/pid")
-            .ok()
-            .and_then(|r| r.text().parse::<i32>().ok())
-            .is_some_and(|p| p != first)
-    });
-    let log = inst.log_text();
-    assert!(log.contains("HARAKIRI") && log.contains("/sleep"), "{log}");
-}
-
-#[test]
-fn max_requests_recycles_the_worker() {
-    let (_inst, addr) = matrix(&[
-        "--processes",
-        "1",
-        "--max-requests",
-        "5",
-        "--max-requests-delta",
-        "0",
-    ]);
-    let mut pids = std::collections::BTreeSet::new();
-    for _ in 0..16 {
-        pids.insert(pid_of(&addr));
-    }
-    assert!(
-        pids.len() >= 3,
-        "16 requests with max-requests 5 saw pids {pids:?}"
-    );
-}
-
 /// Keeps `conns` keep-alive connections busy until `stop`; counts answers per connection and
 /// failures (an error or a status other than 200).
-struct Load {
+pub(crate) struct Load {
     stop: Arc<AtomicBool>,
     failures: Arc<Mutex<Vec<String>>>,
     counts: Vec<Arc<AtomicU64>>,
@@ -95,7 +49,7 @@ struct Load {
 }
 
 impl Load {
-    fn start(addr: &Addr, conns: usize) -> Load {
+    pub(crate) fn start(addr: &Addr, conns: usize) -> Load {
         let stop = Arc::new(AtomicBool::new(false));
         let failures = Arc::new(Mutex::new(Vec::new()));
         let mut counts = Vec::new();
@@ -150,7 +104,7 @@ impl Load {
         }
     }
 
-    fn finish(self) -> (Vec<u64>, Vec<String>) {
+    pub(crate) fn finish(self) -> (Vec<u64>, Vec<String>) {
         self.stop.store(true, Ordering::Relaxed);
         for t in self.threads {
             let _ = t.join();
@@ -163,38 +117,6 @@ impl Load {
         let failures = self.failures.lock().unwrap().clone();
         (counts, failures)
     }
-}
-
-#[test]
-fn graceful_reloads_under_load_fail_no_request() {
-    let (inst, addr) = matrix(&["--processes", "2", "--disable-logging"]);
-    let load = Load::start(&addr, 32);
-    std::thread::sleep(Duration::from_millis(500));
-    let mut seen = inst.children();
-    for round in 0..10 {
-        inst.signal(Signal::HUP);
-        // Wait until this reload's workers replaced the previous ones.
-        eventually(
-            &inst,
-            Duration::from_secs(30),
-            &format!("reload {round}"),
-            || {
-                let now = inst.children();
-                now.len() == 2 && now.iter().all(|p| !seen.contains(p))
-            },
-        );
-        seen = inst.children();
-    }
-    std::thread::sleep(Duration::from_millis(500));
-    let (counts, failures) = load.finish();
-    let total: u64 = counts.iter().sum();
-    assert!(
-        failures.is_empty(),
-        "{} failures of {total}: {:?}",
-        failures.len(),
-        &failures[..failures.len().min(10)]
-    );
-    assert!(total > 1000, "only {total} requests were served");
 }
 
 #[test]
@@ -212,94 +134,6 @@ fn keep_alive_is_fair_to_every_connection() {
             "connection {i} got {c} of {total} ({counts:?})"
         );
     }
-}
-
-#[test]
-fn prefork_workers_are_forked_by_a_zygote_as_children_of_the_master() {
-    let (inst, addr) = matrix(&["--processes", "2", "--lazy-apps=false"]);
-    // The first worker may answer before the zygote has forked the second.
-    eventually(
-        &inst,
-        Duration::from_secs(10),
-        "a zygote and two workers",
-        || inst.children().len() == 3,
-    );
-    let children = inst.children();
-    assert_eq!(
-        children.len(),
-        3,
-        "a zygote and two workers: {children:?}\n{}",
-        inst.log_text()
-    );
-    let mut pids = std::collections::BTreeSet::new();
-    for _ in 0..50 {
-        pids.insert(pid_of(&addr));
-    }
-    assert!(
-        pids.iter().all(|p| children.contains(p)),
-        "{pids:?} not among {children:?}"
-    );
-    // A killed worker is forked again by the zygote.
-    let victim = *pids.iter().next().unwrap();
-    rustix::process::kill_process(
-        rustix::process::Pid::from_raw(victim).unwrap(),
-        Signal::KILL,
-    )
-    .unwrap();
-    eventually(
-        &inst,
-        Duration::from_secs(15),
-        "a new prefork worker",
-        || {
-            let c = inst.children();
-            c.len() == 3 && !c.contains(&victim)
-        },
-    );
-    assert_eq!(get(&addr, "/").unwrap().status, 200);
-}
-
-#[test]
-fn stats_show_the_workers_in_uwsgi_layout() {
-    let port = free_port();
-    let stats = format!("127.0.0.1:{port}");
-    let (inst, addr) = matrix(&["--processes", "2", "--stats", &stats]);
-    for _ in 0..10 {
-        assert_eq!(get(&addr, "/").unwrap().status, 200);
-    }
-    let mut s = std::net::TcpStream::connect(&stats).unwrap();
-    let mut text = String::new();
-    s.read_to_string(&mut text).unwrap();
-    let v: serde_json::Value = serde_json::from_str(&text).expect("stats json");
-    assert_eq!(v["pid"], inst.pid());
-    let workers = v["workers"].as_array().expect("workers");
-    assert_eq!(workers.len(), 2);
-    let mut pids: Vec<i64> = workers.iter().map(|w| w["pid"].as_i64().unwrap()).collect();
-    pids.sort_unstable();
-    let children: Vec<i64> = inst.children().into_iter().map(i64::from).collect();
-    assert_eq!(pids, children);
-    let requests: i64 = workers
-        .iter()
-        .map(|w| w["requests"].as_i64().unwrap())
-        .sum();
-    assert!(requests >= 10, "{text}");
-    for key in [
-        "id",
-        "status",
-        "rss",
-        "avg_rt",
-        "exceptions",
-        "harakiri_count",
-        "respawn_count",
-    ] {
-        assert!(
-            workers[0].get(key).is_some(),
-            "worker has no `{key}`: {text}"
-        );
-    }
-    assert!(
-        v.get("listen_queue").is_some() && v.get("version").is_some(),
-        "{text}"
-    );
 }
 
 #[test]

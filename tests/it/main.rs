@@ -9,8 +9,11 @@
 //!   a vassal jailed the uWSGI way (issue 5).
 //! - `router`: the HTTP router run by the emperor: domains, ownership, an unprivileged router
 //!   process (issue 6).
-//! - `lifecycle`: the master's supervision: respawn, harakiri, reloads under load, fairness,
-//!   prefork, stats, pid 1.
+//! - `languages`: one parameterised set of tests run for WSGI, PSGI and Rack (issue 7): the
+//!   request matrix inside each language's validator, crash respawn, harakiri, max-requests,
+//!   reloads under load, stats, prefork and lazy-apps, static files.
+//! - `lifecycle`: the master's supervision, with Python: fairness, pid 1, touch-reload,
+//!   need-app, reload-on-rss, sockets.
 //! - `server`: helpers to run instances and talk HTTP to them (no tests).
 //! - `static_files`: static maps: types, ranges, conditional GET, confinement.
 //! - `wsgi`: WSGI apps served by the master and `liege-python` (issue 3).
@@ -22,6 +25,7 @@ mod docs;
 mod emperor;
 mod frameworks;
 mod jail;
+mod languages;
 mod lifecycle;
 mod router;
 mod server;

@@ -1,152 +1,15 @@
-//! Serving WSGI apps through the real `liege` master and `liege-python` workers (issue 3): the
-//! request matrix against an app wrapped in `wsgiref.validate.validator`, keep-alive,
-//! pipelining, limits, bad input, and the uwsgi protocol.
+//! Serving WSGI apps through the real `liege` master and `liege-python` workers (issue 3):
+//! keep-alive, pipelining, limits, bad input, the uwsgi protocol, and the Python options. The
+//! request matrix runs for every language in `languages::matrix`.
 
 use std::io::{BufReader, Write};
 use std::time::Duration;
 
 use crate::server::{Addr, Instance, app, free_port, get, read_response, request};
 
-/// An instance of the matrix app on a TCP http-socket, with extra options.
+/// An instance of the Python matrix app on a TCP http-socket, with extra options.
 pub(crate) fn matrix(extra: &[&str]) -> (Instance, Addr) {
-    let port = free_port();
-    let sock = format!("127.0.0.1:{port}");
-    let file = app("it_matrix.py");
-    let mut args = vec!["--master", "--http-socket", &sock, "--wsgi-file", &file];
-    args.extend_from_slice(extra);
-    let mut inst = Instance::start(&args);
-    let addr = Addr::Tcp(sock.parse().expect("addr"));
-    inst.wait_ready(&addr, "/", Duration::from_secs(30));
-    (inst, addr)
-}
-
-#[test]
-fn hello_world_with_two_workers() {
-    let port = free_port();
-    let sock = format!("127.0.0.1:{port}");
-    let file = app("hello.py");
-    let mut inst = Instance::start(&[
-        "--master",
-        "--processes",
-        "2",
-        "--http-socket",
-        &sock,
-        "--wsgi-file",
-        &file,
-    ]);
-    let addr = Addr::Tcp(sock.parse().expect("addr"));
-    inst.wait_ready(&addr, "/", Duration::from_secs(30));
-    let r = get(&addr, "/").unwrap();
-    assert_eq!(r.status, 200);
-    assert_eq!(r.text(), "Hello, World!");
-    // A one-item list goes out whole, with its length (so keep-alive needs no chunking).
-    assert_eq!(r.header("content-length"), Some("13"));
-    assert_eq!(
-        inst.children().len(),
-        2,
-        "two workers:\n{}",
-        inst.log_text()
-    );
-}
-
-#[test]
-fn the_request_matrix_passes_the_validator() {
-    let (inst, addr) = matrix(&["--processes", "1"]);
-    // Path and query, percent-decoded path.
-    let r = get(&addr, "/path/a%20b?x=1&y=%20").unwrap();
-    assert_eq!((r.status, r.text().as_str()), (200, "/path/a b?x=1&y=%20"));
-    // A streamed response is chunked.
-    let r = get(&addr, "/stream").unwrap();
-    assert_eq!(r.status, 200);
-    assert_eq!(r.header("transfer-encoding"), Some("chunked"));
-    assert_eq!(r.text(), "chunk0;chunk1;chunk2;chunk3;chunk4;");
-    // file_wrapper sends the real file.
-    let r = get(&addr, "/file").unwrap();
-    let want = fs_err::read(app("it_matrix.py")).unwrap();
-    assert_eq!(r.status, 200);
-    assert_eq!(r.body, want);
-    // exc_info replaces the status before anything was sent.
-    let r = get(&addr, "/exc_info").unwrap();
-    assert_eq!((r.status, r.text().as_str()), (500, "handled"));
-    // An app that raises gets a 500 and the worker goes on.
-    let r = get(&addr, "/raise").unwrap();
-    assert_eq!(r.status, 500);
-    assert!(
-        inst.log_text().contains("the app raised on purpose"),
-        "{}",
-        inst.log_text()
-    );
-    // Empty body.
-    let r = get(&addr, "/empty").unwrap();
-    assert_eq!((r.status, r.body.len()), (204, 0));
-    // HEAD: the head only, with the length.
-    let r = request(
-        &addr,
-        b"HEAD / HTTP/1.1\r\nHost: t\r\nConnection: close\r\n\r\n",
-    )
-    .unwrap();
-    assert_eq!((r.status, r.body.len()), (200, 0));
-    // POST with a body, read with read(n).
-    let r = request(
-        &addr,
-        b"POST /echo HTTP/1.1\r\nHost: t\r\nContent-Length: 5\r\nConnection: close\r\n\r\nhello",
-    )
-    .unwrap();
-    assert_eq!((r.status, r.text().as_str()), (200, "hello"));
-    // readline() over the body.
-    let r = request(
-        &addr,
-        b"POST /lines HTTP/1.1\r\nHost: t\r\nContent-Length: 8\r\nConnection: close\r\n\r\na\nbb\nccc",
-    )
-    .unwrap();
-    assert_eq!(r.text(), "3 a|bb|ccc");
-    // The environ.
-    let r = request(
-        &addr,
-        b"GET /environ?q=1 HTTP/1.1\r\nHost: example.org\r\nX-Test: yes\r\nConnection: close\r\n\r\n",
-    )
-    .unwrap();
-    let env: serde_json::Value = serde_json::from_slice(&r.body).expect("json");
-    assert_eq!(env["REQUEST_METHOD"], "GET");
-    assert_eq!(env["PATH_INFO"], "/environ");
-    assert_eq!(env["QUERY_STRING"], "q=1");
-    assert_eq!(env["SCRIPT_NAME"], "");
-    assert_eq!(env["SERVER_PROTOCOL"], "HTTP/1.1");
-    assert_eq!(env["REMOTE_ADDR"], "127.0.0.1");
-    assert_eq!(env["HTTP_HOST"], "example.org");
-    assert_eq!(env["HTTP_X_TEST"], "yes");
-    assert_eq!(env["wsgi.url_scheme"], "http");
-    assert_eq!(env["wsgi.version"], serde_json::json!([1, 0]));
-    assert_eq!(env["wsgi.multiprocess"], true);
-    assert_eq!(env["wsgi.run_once"], false);
-    assert!(!inst.log_text().contains("Warning"), "{}", inst.log_text());
-}
-
-#[test]
-fn ten_megabyte_and_chunked_bodies_arrive_whole() {
-    let (_inst, addr) = matrix(&["--post-buffering", "65536"]);
-    let body: Vec<u8> = (0..10 * 1024 * 1024u32).map(|i| (i % 251) as u8).collect();
-    let mut raw = format!(
-        "POST /echo HTTP/1.1\r\nHost: t\r\nContent-Length: {}\r\nConnection: close\r\n\r\n",
-        body.len()
-    )
-    .into_bytes();
-    raw.extend_from_slice(&body);
-    let r = request(&addr, &raw).unwrap();
-    assert_eq!(r.status, 200);
-    assert!(
-        r.body == body,
-        "10 MB body came back different ({} bytes)",
-        r.body.len()
-    );
-    // Chunked, with an extension and a trailer.
-    let r = request(
-        &addr,
-        b"POST /echo HTTP/1.1\r\nHost: t\r\nTransfer-Encoding: chunked\r\nConnection: close\r\n\r\n\
-          5;ext=1\r\nhello\r\n6\r\n world\r\n0\r\nX-Trailer: t\r\n\r\n",
-    )
-    .unwrap();
-    assert_eq!((r.status, r.text().as_str()), (200, "hello world"));
+    crate::languages::matrix(crate::languages::Lang::Python, extra)
 }
 
 #[test]

@@ -73,6 +73,8 @@ def app(environ, start_response):
     if path == "/pid":
         start_response("200 OK", [("Content-Type", "text/plain")])
         return [str(os.getpid()).encode()]
+    if path == "/crash":
+        os._exit(3)
     if path == "/orphans":
         # Double forks: each grandchild outlives its parent and is re-parented to pid 1 of the
         # pid namespace (the master, under `unshare --pid`), which must reap it.
