@@ -1,5 +1,6 @@
-//! Real frameworks from PyPI, in a virtualenv of Debian's python3 that the test makes, served
-//! with `home` pointing at it; and nginx in front with `uwsgi_pass`.
+//! Real frameworks: Flask and Django from PyPI, in a virtualenv of Debian's python3 that the test
+//! makes, served with `home` pointing at it; Dancer2 and Sinatra from Debian's packages
+//! (scripts/setup installs them); and nginx in front with `uwsgi_pass`, for every language.
 
 use std::path::{Path, PathBuf};
 use std::process::Command;
@@ -7,7 +8,8 @@ use std::sync::OnceLock;
 use std::time::Duration;
 
 use crate::common::repo;
-use crate::server::{Addr, Instance, app, free_port, get, request};
+use crate::languages::{Lang, each_language};
+use crate::server::{Addr, Instance, free_port, get, request};
 
 /// The virtualenv with the pinned frameworks, made once (and kept in /var/cache/liege, keyed by
 /// the requirements file, so later runs reuse it).
@@ -48,7 +50,7 @@ fn serve(file: &str) -> (Instance, Addr) {
     let home = venv().to_str().unwrap().to_string();
     let port = free_port();
     let sock = format!("127.0.0.1:{port}");
-    let file = app(file);
+    let file = crate::server::app(file);
     let mut inst = Instance::start(&[
         "--http-socket",
         &sock,
@@ -65,12 +67,17 @@ fn serve(file: &str) -> (Instance, Addr) {
 #[test]
 fn a_flask_app_answers_its_routes() {
     let (_inst, addr) = serve("flask_app.py");
-    assert_eq!(get(&addr, "/").unwrap().text(), "flask index");
-    assert_eq!(get(&addr, "/hello/world").unwrap().text(), "hello world");
-    assert_eq!(get(&addr, "/nope").unwrap().status, 404);
+    answers_its_routes(&addr, "flask index");
+}
+
+/// A framework app's routes: `/`, `/hello/NAME`, a 404, JSON posted and echoed with the method.
+fn answers_its_routes(addr: &Addr, index: &str) {
+    assert_eq!(get(addr, "/").unwrap().text(), index);
+    assert_eq!(get(addr, "/hello/world").unwrap().text(), "hello world");
+    assert_eq!(get(addr, "/nope").unwrap().status, 404);
     let body = r#"{"a": [1, 2]}"#;
     let r = request(
-        &addr,
+        addr,
         format!(
             "POST /json HTTP/1.1\r\nHost: t\r\nContent-Type: application/json\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}",
             body.len()
@@ -78,9 +85,22 @@ fn a_flask_app_answers_its_routes() {
         .as_bytes(),
     )
     .unwrap();
-    let v: serde_json::Value = serde_json::from_slice(&r.body).unwrap();
+    let v: serde_json::Value = serde_json::from_slice(&r.body)
+        .unwrap_or_else(|e| panic!("{e}: {} {}", r.status, r.text()));
     assert_eq!(v["received"]["a"], serde_json::json!([1, 2]));
     assert_eq!(v["method"], "POST");
+}
+
+#[test]
+fn a_dancer2_app_answers_its_routes() {
+    let (_inst, addr) = crate::languages::serve(Lang::Perl, "dancer2", &["--processes", "2"]);
+    answers_its_routes(&addr, "dancer2 index");
+}
+
+#[test]
+fn a_sinatra_app_answers_its_routes() {
+    let (_inst, addr) = crate::languages::serve(Lang::Ruby, "sinatra", &["--processes", "2"]);
+    answers_its_routes(&addr, "sinatra index");
 }
 
 #[test]
@@ -143,17 +163,18 @@ fn nginx(port: u16, socket: &Path) -> Nginx {
     Nginx { child, _dir: dir }
 }
 
-#[test]
-fn nginx_uwsgi_pass_serves_the_same_responses() {
+each_language!(nginx_uwsgi_pass_serves_the_same_responses);
+
+fn nginx_uwsgi_pass_serves_the_same_responses(lang: Lang) {
     let dir = tempfile::tempdir().unwrap();
     let sock = dir.path().join("app.sock");
-    let file = app("it_matrix.py");
+    let file = lang.app("it_matrix");
     let _inst = Instance::start_in(
         dir,
         &[
             "--socket",
             sock.to_str().unwrap(),
-            "--wsgi-file",
+            lang.option(),
             &file,
             "--processes",
             "2",
@@ -172,9 +193,14 @@ fn nginx_uwsgi_pass_serves_the_same_responses() {
     }
     assert!(ready, "nginx -> liege never answered");
     assert_eq!(get(&addr, "/").unwrap().text(), "Hello World");
+    let path = if lang == Lang::Ruby {
+        "/path/x%20y"
+    } else {
+        "/path/x y"
+    };
     assert_eq!(
         get(&addr, "/path/x%20y?a=b").unwrap().text(),
-        "/path/x y?a=b"
+        format!("{path}?a=b")
     );
     let r = get(&addr, "/stream").unwrap();
     assert_eq!(r.text(), "chunk0;chunk1;chunk2;chunk3;chunk4;");
@@ -192,7 +218,7 @@ fn nginx_uwsgi_pass_serves_the_same_responses() {
         r.body.len()
     );
     let r = get(&addr, "/file").unwrap();
-    assert_eq!(r.body, fs_err::read(app("it_matrix.py")).unwrap());
+    assert_eq!(r.body, fs_err::read(lang.app("it_matrix")).unwrap());
     assert_eq!(get(&addr, "/raise").unwrap().status, 500);
     let r = get(&addr, "/environ").unwrap();
     let v: serde_json::Value = serde_json::from_slice(&r.body).unwrap();
