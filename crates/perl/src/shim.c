@@ -468,6 +468,7 @@ static const char prelude[] =
     /* Plack::Util::load_psgi, without Plack: `do FILE` in a package of its own. */
     "sub _load {\n"
     "  my ($_file, @args) = @_;\n"
+    "  $_file = File::Spec->rel2abs($_file);\n"
     "  my $_package = $_file;\n"
     "  $_package =~ s/([^A-Za-z0-9_])/sprintf('_%2x', unpack('C', $1))/eg;\n"
     "  local $0 = $_file;\n"
@@ -485,7 +486,7 @@ static const char prelude[] =
     "    unless ref $app eq 'CODE' || (Scalar::Util::blessed($app) && overload::Method($app, '&{}'));\n"
     "  return $app;\n"
     "}\n"
-    "require Scalar::Util; require overload;\n"
+    "require Scalar::Util; require overload; require File::Spec;\n"
     "$0 = 'liege-perl';\n"
     "1;\n";
 

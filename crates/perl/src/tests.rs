@@ -93,6 +93,15 @@ fn body(text: &str) -> &str {
 }
 
 #[test]
+fn a_relative_path_is_loaded_from_the_working_folder() {
+    // cargo runs unit tests in the crate's folder.
+    let app = Perl::new()
+        .load(&[("psgi".into(), "tests/apps/hello.psgi".into())])
+        .unwrap();
+    assert!(ok(&app, get("/")).ends_with("\r\n\r\nHello, World!"));
+}
+
+#[test]
 fn hello_world_gets_a_length() {
     assert_eq!(
         ok(app("hello.psgi"), get("/")),
