@@ -449,8 +449,14 @@ XS(xs_handle) {
 /* Perl code run once at start: the objects' pure-Perl methods, and the loader. */
 static const char prelude[] =
     "package Liege::Errors;\n"
-    "sub print { my $s = shift; print STDERR @_ }\n"
-    "sub printf { my $s = shift; printf STDERR @_ }\n"
+    /* One write(2) per call, so the lines of several workers never mix. */
+    "sub print {\n"
+    "  my $s = shift;\n"
+    "  my $line = join(defined $, ? $, : '', @_) . (defined $\\ ? $\\ : '');\n"
+    "  local ($,, $\\);\n"
+    "  print STDERR $line;\n"
+    "}\n"
+    "sub printf { my $s = shift; my $f = shift; $s->print(sprintf($f, @_)) }\n"
     "sub flush { 1 }\n"
     "sub close { 1 }\n"
     "package Liege::Input;\n"

@@ -179,7 +179,7 @@ fn prefork_workers_serve_the_app_the_zygote_loaded() {
     assert!(!pids.is_empty() && pids.len() <= 2, "{pids:?}");
     let log = liege.log_text();
     assert!(
-        log.contains("prefork (zygote)") && log.contains("from the zygote"),
+        log.contains("prefork (zygote)") && log.contains("spawned zygote"),
         "{log}"
     );
 }
@@ -217,10 +217,17 @@ fn the_lint_wrapped_matrix_passes_plack_lint() {
 }
 
 #[test]
-fn harakiri_commit_ends_the_worker_after_its_response() {
+fn psgi_errors_reach_the_log_and_harakiri_commit_ends_the_worker() {
     let liege = Liege::start("stream.psgi", &["--processes", "1"]);
     let r = liege.get("/stream");
     assert_eq!(r.body, "piece 1\npiece 2\npiece 3\n", "{r:?}");
+    let r = liege.get("/errors?x=1");
+    assert_eq!((r.status, r.body.as_str()), (200, "logged"), "{r:?}");
+    let log = liege.log_text();
+    assert!(
+        log.contains("psgi.errors line from /errors?x=1\nanswer=42\n"),
+        "{log}"
+    );
     let r = liege.get("/harakiri");
     assert_eq!(r.status, 200, "{r:?}");
     let first = r.body.clone();
