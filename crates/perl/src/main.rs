@@ -1,0 +1,6 @@
+//! `liege-perl`: the PSGI worker executable, run by the master (never by hand: it reads the
+//! master's handoff, crate `liege_proto::handoff`).
+
+fn main() -> std::process::ExitCode {
+    liege_worker::main(liege_perl::Perl::new())
+}

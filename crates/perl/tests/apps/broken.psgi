@@ -1,0 +1,2 @@
+# Does not compile.
+my $app = sub { return [200, [], ['x']] ;

@@ -1,0 +1,2 @@
+# Its value is not a code reference.
+my $app = { not => 'code' };
