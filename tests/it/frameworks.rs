@@ -169,7 +169,7 @@ fn nginx_uwsgi_pass_serves_the_same_responses(lang: Lang) {
     let dir = tempfile::tempdir().unwrap();
     let sock = dir.path().join("app.sock");
     let file = lang.app("it_matrix");
-    let _inst = Instance::start_in(
+    let inst = Instance::start_in(
         dir,
         &[
             "--socket",
@@ -191,7 +191,12 @@ fn nginx_uwsgi_pass_serves_the_same_responses(lang: Lang) {
         }
         std::thread::sleep(Duration::from_millis(50));
     }
-    assert!(ready, "nginx -> liege never answered");
+    assert!(
+        ready,
+        "nginx -> liege never answered: {:?}\n{}",
+        get(&addr, "/").map(|r| (r.status, r.text())),
+        inst.log_text()
+    );
     assert_eq!(get(&addr, "/").unwrap().text(), "Hello World");
     let path = if lang == Lang::Ruby {
         "/path/x%20y"
