@@ -30,11 +30,9 @@ pub enum LoadFailure {
     Start(String),
     #[error("option `rbrequire`: requiring `{name}` failed: {error}")]
     Require { name: String, error: String },
-    #[error("option `rack`: cannot read `{path}`: {source}")]
-    Missing {
-        path: String,
-        source: std::io::Error,
-    },
+    /// fs-err's message names the file.
+    #[error("option `rack`: {0}")]
+    Unreadable(std::io::Error),
     #[error("option `rack`: loading `{path}` failed: {error}")]
     Rack { path: String, error: String },
 }
@@ -125,10 +123,7 @@ pub(crate) fn load(options: &[(String, String)]) -> Result<RackApp, LoadFailure>
             source,
         })?;
     }
-    std::fs::metadata(&rack).map_err(|source| LoadFailure::Missing {
-        path: rack.clone(),
-        source,
-    })?;
+    fs_err::File::open(&rack).map_err(LoadFailure::Unreadable)?;
     ffi::start().map_err(LoadFailure::Start)?;
     for name in &o.rbrequire {
         ffi::require(name).map_err(|e| LoadFailure::Require {
@@ -176,7 +171,7 @@ mod tests {
         let e = load(&[("rack".into(), "/nonexistent/config.ru".into())]).unwrap_err();
         assert_eq!(
             e.to_string(),
-            "option `rack`: cannot read `/nonexistent/config.ru`: No such file or directory (os error 2)"
+            "option `rack`: failed to open file `/nonexistent/config.ru`: No such file or directory (os error 2)"
         );
     }
 

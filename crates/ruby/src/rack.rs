@@ -4,7 +4,6 @@
 //! Content-Length), `to_path` with sendfile, or one flushed chunk per `each`.
 
 use std::ffi::{c_int, c_long, c_void};
-use std::fs::File;
 use std::io;
 use std::os::fd::AsRawFd;
 use std::os::unix::ffi::OsStrExt;
@@ -145,8 +144,8 @@ extern "C" fn on_send_path(ctx: *mut c_void, p: *const u8, n: usize) -> c_int {
     }
     let path = std::path::Path::new(std::ffi::OsStr::from_bytes(path));
     // A file that cannot be opened, or is not a regular file: the body's `each` answers.
-    let file = match File::open(path) {
-        Ok(f) if f.metadata().is_ok_and(|m| m.is_file()) => f,
+    let file = match fs_err::File::open(path) {
+        Ok(f) if f.metadata().is_ok_and(|m| m.is_file()) => f.into_parts().0,
         _ => return 1,
     };
     match sink.response.send_file(file, 0, None) {
@@ -222,8 +221,8 @@ impl App for RackApp {
             error: on_error,
         };
         let ok = ffi::call(self.app, &raw, &raw_sink).map_err(|e| AppError(e.to_string()))?;
-        drop(raw_sink);
-        if self.gc_freq > 0 && (self.served.fetch_add(1, Ordering::Relaxed) + 1) % self.gc_freq == 0
+        if self.gc_freq > 0
+            && (self.served.fetch_add(1, Ordering::Relaxed) + 1).is_multiple_of(self.gc_freq)
         {
             ffi::gc();
         }

@@ -457,7 +457,7 @@ fn load_errors_name_the_file() {
     assert_eq!(
         e,
         format!(
-            "option `rack`: cannot read `{}`: No such file or directory (os error 2)",
+            "option `rack`: failed to open file `{}`: No such file or directory (os error 2)",
             none.display()
         )
     );
