@@ -512,6 +512,51 @@ fn options_env_chdir_and_rbrequire() {
     );
 }
 
+fn gc_every_request_and_compaction_keep_the_server_s_objects() {
+    let dir = tempfile::tempdir().unwrap();
+    let ru = dir.path().join("gc.ru");
+    fs_err::write(
+        &ru,
+        "run(lambda do |env|\n  \
+         GC.compact if env['PATH_INFO'] == '/compact'\n  \
+         [200, {}, [\"#{GC.count} #{env['rack.version'].inspect} #{env['PATH_INFO']}\"]]\n\
+         end)\n",
+    )
+    .unwrap();
+    let e = Ruby::new()
+        .load(&[
+            ("rack".into(), ru.display().to_string()),
+            ("rb-gc-freq".into(), "often".into()),
+        ])
+        .unwrap_err();
+    assert_eq!(e.0, "option `rb-gc-freq`: `often` is not a whole number");
+    let app = Ruby::new()
+        .load(&[
+            ("rack".into(), ru.display().to_string()),
+            ("rb-gc-freq".into(), "1".into()),
+        ])
+        .unwrap();
+    let count = |path: &str| -> u64 {
+        let (_, body) = ok(&app, get(path));
+        let text = String::from_utf8(body).unwrap();
+        let mut words = text.split(' ');
+        let n = words.next().unwrap().parse().unwrap();
+        assert_eq!(words.collect::<Vec<_>>(), ["[1,", "3]", path], "{text}");
+        n
+    };
+    let first = count("/a");
+    let second = count("/b");
+    assert!(
+        second > first,
+        "a GC after each request: {first} then {second}"
+    );
+    // Objects move; the ones the server keeps (keys, rack.version, the app) are pinned.
+    count("/compact");
+    count("/after");
+    let (_, body) = ok(matrix(), get("/env"));
+    assert_eq!(json(&body)["version"], serde_json::json!([1, 3]));
+}
+
 fn main() {
     let tests: &[(&str, fn())] = &[
         ("env_has_the_spec_keys", env_has_the_spec_keys),
@@ -556,6 +601,10 @@ fn main() {
         (
             "options_env_chdir_and_rbrequire",
             options_env_chdir_and_rbrequire,
+        ),
+        (
+            "gc_every_request_and_compaction_keep_the_server_s_objects",
+            gc_every_request_and_compaction_keep_the_server_s_objects,
         ),
     ];
     let filters: Vec<String> = std::env::args()
