@@ -198,14 +198,9 @@ fn nginx_uwsgi_pass_serves_the_same_responses(lang: Lang) {
         inst.log_text()
     );
     assert_eq!(get(&addr, "/").unwrap().text(), "Hello World");
-    let path = if lang == Lang::Ruby {
-        "/path/x%20y"
-    } else {
-        "/path/x y"
-    };
     assert_eq!(
         get(&addr, "/path/x%20y?a=b").unwrap().text(),
-        format!("{path}?a=b")
+        "/path/x y?a=b"
     );
     let r = get(&addr, "/stream").unwrap();
     assert_eq!(r.text(), "chunk0;chunk1;chunk2;chunk3;chunk4;");

@@ -257,29 +257,6 @@ pub struct PsgiApp {
     app: AppRef,
 }
 
-/// What SERVER_NAME becomes when the request gives none or an empty one (nginx's
-/// `uwsgi_params` sends `$server_name`, empty in a server block without `server_name`): the
-/// Host header's name, else `localhost`. PSGI requires a non-empty SERVER_NAME.
-fn server_name_fallback(vars: &Vars) -> Option<Vec<u8>> {
-    if vars.get(b"SERVER_NAME").is_some_and(|v| !v.is_empty()) {
-        return None;
-    }
-    let host = vars.get(b"HTTP_HOST").unwrap_or_default();
-    // `[::1]:8080`, `example.org:8080`, `example.org`.
-    let name = if host.starts_with(b"[") {
-        host.iter()
-            .position(|&c| c == b']')
-            .map_or(host, |end| &host[..=end])
-    } else {
-        host.split(|&c| c == b':').next().unwrap_or_default()
-    };
-    Some(if name.is_empty() {
-        b"localhost".to_vec()
-    } else {
-        name.to_vec()
-    })
-}
-
 /// `METHOD URI` of a request, for the error log.
 fn request_line(vars: &Vars) -> String {
     let text = |k: &[u8]| String::from_utf8_lossy(vars.get(k).unwrap_or_default()).into_owned();
@@ -308,7 +285,7 @@ impl App for PsgiApp {
             known: known_index(k),
         }));
         // Pushed after the request's own: the later key wins in the env.
-        let server_name = server_name_fallback(&vars);
+        let server_name = vars.server_name_fallback();
         if let Some(name) = &server_name {
             interp.vars.push(Var {
                 key: b"SERVER_NAME".as_ptr().cast(),
@@ -376,32 +353,6 @@ mod tests {
         assert_eq!(names.len(), KNOWN.len(), "a known name is listed twice");
         assert_eq!(known_index(b"PATH_INFO"), 2);
         assert_eq!(known_index(b"HTTP_X_CUSTOM"), -1);
-    }
-
-    #[test]
-    fn an_empty_server_name_is_the_hosts_name() {
-        let vars = |pairs: &[(&[u8], &[u8])]| {
-            let mut v = Vars::new();
-            for (k, val) in pairs {
-                v.push(k, val);
-            }
-            v
-        };
-        let given: &[(&[u8], &[u8])] = &[(b"SERVER_NAME", b"a.test"), (b"HTTP_HOST", b"b.test")];
-        assert_eq!(server_name_fallback(&vars(given)), None);
-        for (host, want) in [
-            (&b"b.test:8080"[..], &b"b.test"[..]),
-            (b"b.test", b"b.test"),
-            (b"[::1]:8080", b"[::1]"),
-            (b"", b"localhost"),
-        ] {
-            let got = server_name_fallback(&vars(&[(b"SERVER_NAME", b""), (b"HTTP_HOST", host)]));
-            assert_eq!(got.as_deref(), Some(want));
-        }
-        assert_eq!(
-            server_name_fallback(&vars(&[])).as_deref(),
-            Some(&b"localhost"[..])
-        );
     }
 
     #[test]

@@ -39,6 +39,8 @@ struct liege_request {
     const char *body;
     size_t body_len;
     int body_fd;
+    /* A HEAD request: the body is closed, never iterated (Rack::Lint and Puma's way). */
+    int head;
 };
 
 /* Where the response goes. Each callback returns 0, or non-zero when it failed (it recorded why;
@@ -550,6 +552,10 @@ static VALUE respond_i(VALUE arg)
         send_array(c, body);
         return Qnil;
     }
+    /* HEAD: the head only; a body object is not asked for its content (Rack::Lint refuses a
+     * HEAD body that yields anything), only closed. */
+    if (c->req->head)
+        return Qnil;
     if (rb_respond_to(body, id_to_path)) {
         VALUE path = rb_funcallv(body, id_to_path, 0, NULL);
         StringValue(path);

@@ -1,7 +1,8 @@
 //! The CGI half of the Rack `env`: the request's variables as (key, value) pairs for the C side,
 //! with Rack's rules applied (SPEC, Rack 2.2): `SCRIPT_NAME` is never `/`, `PATH_INFO` is `/`
-//! when both are empty, `QUERY_STRING` is always there, an empty `SERVER_PORT` (a unix socket)
-//! is left out. The names most requests carry are frozen Ruby strings made once, so the hash
+//! when both are empty, `QUERY_STRING` is always there, an empty `SERVER_PORT` (a unix socket),
+//! `CONTENT_TYPE` or `CONTENT_LENGTH` is left out, and a missing or empty `SERVER_NAME` is the
+//! Host's name. The names most requests carry are frozen Ruby strings made once, so the hash
 //! neither copies nor freezes them per request; the `rack.*` entries are the C side's.
 //!
 //! Rack 3 would change little here: `SERVER_PROTOCOL` stays, `rack.version` goes (C side), and
@@ -71,6 +72,9 @@ known! {
 const SCRIPT_NAME: usize = 1;
 const PATH_INFO: usize = 2;
 const QUERY_STRING: usize = 3;
+const SERVER_NAME: usize = 4;
+const CONTENT_TYPE: usize = 10;
+const CONTENT_LENGTH: usize = 11;
 const SERVER_PORT: usize = 5;
 
 /// The keys made once (frozen Ruby strings, one per [`KNOWN`] name).
@@ -87,8 +91,9 @@ impl Keys {
         })
     }
 
-    /// The variables of `vars` for the C side, borrowing their bytes.
-    pub(crate) fn vars<'v>(&self, vars: &'v Vars) -> Vec<RawVar> {
+    /// The variables of `vars` for the C side, borrowing their bytes; `server_name`: what
+    /// replaces a missing or empty SERVER_NAME ([`Vars::server_name_fallback`]).
+    pub(crate) fn vars<'v>(&self, vars: &'v Vars, server_name: Option<&'v [u8]>) -> Vec<RawVar> {
         let mut out = Vec::with_capacity(vars.len() + 3);
         let mut script: &'v [u8] = b"";
         let mut path: &'v [u8] = b"";
@@ -105,7 +110,9 @@ impl Keys {
                 // Set below, once the last of each is known.
                 Some(SCRIPT_NAME) => script = value,
                 Some(PATH_INFO) => path = value,
-                Some(SERVER_PORT) if value.is_empty() => {}
+                // nginx's uwsgi_params sends them empty for a request without a body.
+                Some(SERVER_PORT | CONTENT_TYPE | CONTENT_LENGTH) if value.is_empty() => {}
+                Some(SERVER_NAME) if server_name.is_some() => {}
                 Some(i) => {
                     query |= i == QUERY_STRING;
                     out.push(var(self.values[i], name, value));
@@ -118,6 +125,9 @@ impl Keys {
         }
         if script.is_empty() && path.is_empty() {
             path = b"/";
+        }
+        if let Some(name) = server_name {
+            out.push(var(self.values[SERVER_NAME], b"SERVER_NAME", name));
         }
         out.push(var(self.values[SCRIPT_NAME], b"SCRIPT_NAME", script));
         out.push(var(self.values[PATH_INFO], b"PATH_INFO", path));
@@ -137,6 +147,9 @@ mod tests {
         assert_eq!(KNOWN[SCRIPT_NAME], "SCRIPT_NAME");
         assert_eq!(KNOWN[PATH_INFO], "PATH_INFO");
         assert_eq!(KNOWN[QUERY_STRING], "QUERY_STRING");
+        assert_eq!(KNOWN[SERVER_NAME], "SERVER_NAME");
+        assert_eq!(KNOWN[CONTENT_TYPE], "CONTENT_TYPE");
+        assert_eq!(KNOWN[CONTENT_LENGTH], "CONTENT_LENGTH");
         assert_eq!(KNOWN[SERVER_PORT], "SERVER_PORT");
         for (i, k) in KNOWN.iter().enumerate() {
             assert_eq!(index(k.as_bytes()), Some(i));

@@ -33,6 +33,8 @@ pub(crate) struct RawRequest {
     pub(crate) body: *const u8,
     pub(crate) body_len: usize,
     pub(crate) body_fd: c_int,
+    /// A HEAD request: a body object is closed, never iterated.
+    pub(crate) head: c_int,
 }
 
 /// `struct liege_sink`: callbacks into Rust, which must never unwind (they return a status).

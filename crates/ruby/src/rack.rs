@@ -188,7 +188,8 @@ impl RackApp {
 impl App for RackApp {
     fn call(&self, request: Request, response: &mut Response<'_>) -> Result<(), AppError> {
         let Request { vars, body, scheme } = request;
-        let raw_vars = self.keys.vars(&vars);
+        let server_name = vars.server_name_fallback();
+        let raw_vars = self.keys.vars(&vars, server_name.as_deref());
         let (body_ptr, body_len, body_fd) = match &body {
             Body::Empty => (std::ptr::null(), 0, -1),
             Body::Memory(v) => (v.as_ptr(), v.len(), -1),
@@ -205,6 +206,7 @@ impl App for RackApp {
             body: body_ptr,
             body_len,
             body_fd,
+            head: c_int::from(vars.get(b"REQUEST_METHOD") == Some(b"HEAD")),
         };
         let mut sink = Sink {
             response,

@@ -64,6 +64,30 @@ impl Vars {
         self.iter().rev().find(|(k, _)| *k == key).map(|(_, v)| v)
     }
 
+    /// What SERVER_NAME becomes, for a spec that requires a non-empty one (PSGI, Rack), when
+    /// the request gives none or an empty one (nginx's `uwsgi_params` sends `$server_name`,
+    /// empty in a server block without `server_name`): the Host header's name, else
+    /// `localhost`. `None` when the request gives one.
+    pub fn server_name_fallback(&self) -> Option<Vec<u8>> {
+        if self.get(b"SERVER_NAME").is_some_and(|v| !v.is_empty()) {
+            return None;
+        }
+        let host = self.get(b"HTTP_HOST").unwrap_or_default();
+        // `[::1]:8080`, `example.org:8080`, `example.org`.
+        let name = if host.starts_with(b"[") {
+            host.iter()
+                .position(|&c| c == b']')
+                .map_or(host, |end| &host[..=end])
+        } else {
+            host.split(|&c| c == b':').next().unwrap_or_default()
+        };
+        Some(if name.is_empty() {
+            b"localhost".to_vec()
+        } else {
+            name.to_vec()
+        })
+    }
+
     /// The last value named `key`, if it is UTF-8.
     pub fn get_str(&self, key: &str) -> Option<&str> {
         self.get(key.as_bytes())
@@ -221,6 +245,32 @@ impl Input {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn an_empty_server_name_is_the_hosts_name() {
+        let vars = |pairs: &[(&[u8], &[u8])]| {
+            let mut v = Vars::new();
+            for (k, val) in pairs {
+                v.push(k, val);
+            }
+            v
+        };
+        let given: &[(&[u8], &[u8])] = &[(b"SERVER_NAME", b"a.test"), (b"HTTP_HOST", b"b.test")];
+        assert_eq!(vars(given).server_name_fallback(), None);
+        for (host, want) in [
+            (&b"b.test:8080"[..], &b"b.test"[..]),
+            (b"b.test", b"b.test"),
+            (b"[::1]:8080", b"[::1]"),
+            (b"", b"localhost"),
+        ] {
+            let got = vars(&[(b"SERVER_NAME", b""), (b"HTTP_HOST", host)]).server_name_fallback();
+            assert_eq!(got.as_deref(), Some(want));
+        }
+        assert_eq!(
+            vars(&[]).server_name_fallback().as_deref(),
+            Some(&b"localhost"[..])
+        );
+    }
     use std::io::Write;
 
     #[test]

@@ -2,6 +2,8 @@
 # tests/apps/python/it_matrix.py), wrapped in Rack::Lint, so any Rack SPEC violation by the
 # server (or by this app) makes the request fail loudly instead of passing.
 require 'json'
+# Rack 2.2's Lint checks SERVER_NAME with URI without requiring it (Puma and Thin load it).
+require 'uri'
 
 HERE = File.expand_path(__dir__)
 

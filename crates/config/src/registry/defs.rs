@@ -151,6 +151,7 @@ pub static OPTIONS: &[Spec] = &[
     // Ruby.
     opt("rack", Ruby, Path, "The Rack app file to load (`config.ru`, read as Rack::Builder reads it); the workers are `liege-ruby`"),
     opt("rbrequire", Ruby, Text, "Require this Ruby library before loading the app").aliases(&["rb-require", "ruby-require", "rubyrequire"]).repeatable(),
+    opt("rb-gc-freq", Ruby, Number, "Run Ruby's full GC every N requests (0: only when Ruby decides; uWSGI's rack plugin runs one after every request by default)").aliases(&["ruby-gc-freq"]).default("0"),
     // The emperor.
     opt("emperor", Emperor, Text, "Run an emperor: watch this folder (or glob) for vassal files (`*.ini *.xml *.yaml *.yml *.json`) with inotify, spawn one vassal per file, reload it when the file changes, stop it when the file goes away").repeatable(),
     opt("emperor-run-dir", Emperor, Path, "Where the emperor keeps its runtime files: `emperor/` (root-only control sockets, one per vassal), `vassals/NAME` (each vassal's /run)").own().default("/run/liege"),
