@@ -2,8 +2,6 @@
 //! (`perl-local-lib`), `@ARGV` (`perl-args`, `perl-arg`), then the `.psgi` file, as
 //! Plack::Util::load_psgi does (`do FILE` in a package of its own; its value is the app).
 
-use std::path::PathBuf;
-
 use crate::interpreter;
 use crate::psgi::PsgiApp;
 
@@ -17,13 +15,11 @@ pub enum LoadFailure {
          use `processes` for more concurrency"
     )]
     Threads(usize),
-    #[error("option `env`: `{0}` is not NAME=VALUE")]
-    BadEnv(String),
-    #[error("option `chdir`: cannot change to `{path}`: {source}")]
-    Chdir {
-        path: PathBuf,
-        source: std::io::Error,
-    },
+    /// `env`, `chdir`.
+    #[error(transparent)]
+    Common(#[from] liege_worker::CommonError),
+    #[error("option `env`: setting {0} in the interpreter failed")]
+    SetEnv(String),
     #[error("starting the Perl interpreter failed: {0}")]
     Start(String),
     #[error("option `perl-local-lib`: adding `{dir}` to @INC failed: {error}")]
@@ -38,8 +34,6 @@ struct Options {
     psgi: Option<String>,
     local_lib: Vec<String>,
     args: Vec<String>,
-    env: Vec<String>,
-    chdir: Option<PathBuf>,
     threads: usize,
 }
 
@@ -55,24 +49,12 @@ impl Options {
                 "perl-local-lib" => o.local_lib.push(value.clone()),
                 "perl-args" => o.args.extend(value.split_whitespace().map(str::to_string)),
                 "perl-arg" => o.args.push(value.clone()),
-                "env" => o.env.push(value.clone()),
-                "chdir" => o.chdir = Some(PathBuf::from(value)),
                 // The runtime checks this option; a bad value is its error to report.
                 "threads" => o.threads = value.trim().parse().unwrap_or(1),
                 _ => {}
             }
         }
         o
-    }
-}
-
-/// `NAME=VALUE`, as `std::env::set_var` accepts it.
-fn assignment(value: &str) -> Result<(&str, &str), LoadFailure> {
-    match value.split_once('=') {
-        Some((name, v)) if !name.is_empty() && !name.contains('\0') && !v.contains('\0') => {
-            Ok((name, v))
-        }
-        _ => Err(LoadFailure::BadEnv(value.to_string())),
     }
 }
 
@@ -89,31 +71,22 @@ pub(crate) fn load(options: &[(String, String)]) -> Result<PsgiApp, LoadFailure>
         return Err(LoadFailure::Threads(o.threads));
     }
     let file = o.psgi.clone().ok_or(LoadFailure::NoApp)?;
-    let env = o
-        .env
-        .iter()
-        .map(|e| assignment(e))
-        .collect::<Result<Vec<_>, _>>()?;
-    for (name, v) in &env {
+    let common = liege_worker::Common::read(options)?;
+    for (name, v) in &common.env {
         // SAFETY: `Language::load` runs while the process is single-threaded (a lazy-apps worker
         // before its threads start, or the zygote), so no other thread reads the environment.
         unsafe { std::env::set_var(name, v) };
     }
-    if let Some(dir) = &o.chdir {
-        std::env::set_current_dir(dir).map_err(|source| LoadFailure::Chdir {
-            path: dir.clone(),
-            source,
-        })?;
-    }
+    common.change_dir()?;
     let mut guard = interpreter::lock().map_err(LoadFailure::Start)?;
     let Some(interp) = guard.as_mut() else {
         return Err(LoadFailure::Start("the interpreter did not start".into()));
     };
     // When the interpreter was already running, %ENV is a copy made at its start.
-    for (name, v) in &env {
+    for (name, v) in &common.env {
         let code = format!("$ENV{{{}}} = {};", perl_bytes(name), perl_bytes(v));
         interpreter::eval(interp, &code)
-            .map_err(|e| LoadFailure::BadEnv(format!("{name}={v}: {e}")))?;
+            .map_err(|e| LoadFailure::SetEnv(format!("{name}={v}: {e}")))?;
     }
     for dir in &o.local_lib {
         let lib = format!("{}/lib/perl5", dir.trim_end_matches('/'));
@@ -148,15 +121,6 @@ mod tests {
         assert_eq!(o.psgi.as_deref(), Some("b.psgi"));
         assert_eq!(o.args, ["-x", "--y", "one arg"]);
         assert_eq!(o.threads, 4);
-    }
-
-    #[test]
-    fn env_values_must_be_assignments() {
-        assert_eq!(assignment("A=b=c").unwrap(), ("A", "b=c"));
-        assert_eq!(
-            assignment("=x").unwrap_err().to_string(),
-            "option `env`: `=x` is not NAME=VALUE"
-        );
     }
 
     #[test]

@@ -19,43 +19,7 @@ const JOIN_LIMIT: usize = 1 << 20;
 
 /// The CGI names and request headers most requests carry: the env gets them as shared Perl keys
 /// made once, so storing them hashes nothing.
-pub(crate) const KNOWN: &[&str] = &[
-    "REQUEST_METHOD",
-    "REQUEST_URI",
-    "PATH_INFO",
-    "QUERY_STRING",
-    "SERVER_PROTOCOL",
-    "SCRIPT_NAME",
-    "SERVER_NAME",
-    "SERVER_PORT",
-    "REMOTE_ADDR",
-    "REMOTE_PORT",
-    "CONTENT_TYPE",
-    "CONTENT_LENGTH",
-    "DOCUMENT_ROOT",
-    "HTTPS",
-    "REMOTE_USER",
-    "UWSGI_SCHEME",
-    "HTTP_HOST",
-    "HTTP_USER_AGENT",
-    "HTTP_ACCEPT",
-    "HTTP_ACCEPT_ENCODING",
-    "HTTP_ACCEPT_LANGUAGE",
-    "HTTP_CONNECTION",
-    "HTTP_COOKIE",
-    "HTTP_REFERER",
-    "HTTP_ORIGIN",
-    "HTTP_AUTHORIZATION",
-    "HTTP_CACHE_CONTROL",
-    "HTTP_PRAGMA",
-    "HTTP_IF_MODIFIED_SINCE",
-    "HTTP_IF_NONE_MATCH",
-    "HTTP_X_FORWARDED_FOR",
-    "HTTP_X_FORWARDED_PROTO",
-    "HTTP_X_FORWARDED_HOST",
-    "HTTP_X_REAL_IP",
-    "HTTP_X_REQUESTED_WITH",
-];
+pub(crate) const KNOWN: &[&str] = liege_worker::request::COMMON_VARS;
 
 /// The index of a name in [`KNOWN`], or -1.
 fn known_index(name: &[u8]) -> isize {
@@ -257,12 +221,6 @@ pub struct PsgiApp {
     app: AppRef,
 }
 
-/// `METHOD URI` of a request, for the error log.
-fn request_line(vars: &Vars) -> String {
-    let text = |k: &[u8]| String::from_utf8_lossy(vars.get(k).unwrap_or_default()).into_owned();
-    format!("{} {}", text(b"REQUEST_METHOD"), text(b"REQUEST_URI"))
-}
-
 impl PsgiApp {
     pub(crate) fn new(app: AppRef) -> Self {
         PsgiApp { app }
@@ -318,7 +276,7 @@ impl App for PsgiApp {
                 }
                 log::line(&format!(
                     "{}: the app died: {}",
-                    request_line(&vars),
+                    vars.request_line(),
                     message.trim_end()
                 ));
                 Err(AppError(first))
@@ -332,7 +290,7 @@ impl App for PsgiApp {
 fn harakiri_commit(vars: &Vars) {
     log::line(&format!(
         "liege-perl: {}: the app set psgix.harakiri.commit: worker {} exits after this response",
-        request_line(vars),
+        vars.request_line(),
         std::process::id()
     ));
     // SAFETY: kill with our own pid and a valid signal number touches no memory.

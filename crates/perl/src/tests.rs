@@ -5,19 +5,14 @@ use std::collections::BTreeMap;
 use std::io::Write;
 use std::sync::OnceLock;
 
-use liege_worker::response::{Framing, MemoryOutput};
-use liege_worker::{App, AppError, Body, Language, Request, Response, Vars};
+use liege_worker::response::Framing;
+use liege_worker::{AppError, Body, Language, Request, Vars};
 
 use crate::{Perl, PsgiApp};
 
 const APPS: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/apps");
 
-const HTTP11: Framing = Framing {
-    http11: true,
-    keep_alive: true,
-    head_only: false,
-    http: true,
-};
+const HTTP11: Framing = Framing::HTTP11;
 
 fn load_with(file: &str, extra: &[(&str, &str)]) -> Result<PsgiApp, String> {
     let mut options = vec![("psgi".to_string(), format!("{APPS}/{file}"))];
@@ -38,31 +33,7 @@ fn app(file: &'static str) -> &'static PsgiApp {
 
 /// The CGI variables the runtime gives an HTTP/1.1 request.
 fn request_with(method: &str, uri: &str, body: Body, extra: &[(&str, &[u8])]) -> Request {
-    let (path, query) = uri.split_once('?').unwrap_or((uri, ""));
-    let mut vars = Vars::new();
-    vars.push(b"REQUEST_METHOD", method.as_bytes());
-    vars.push(b"REQUEST_URI", uri.as_bytes());
-    vars.push(b"PATH_INFO", path.as_bytes());
-    vars.push(b"QUERY_STRING", query.as_bytes());
-    vars.push(b"SERVER_PROTOCOL", b"HTTP/1.1");
-    vars.push(b"SCRIPT_NAME", b"");
-    vars.push(b"SERVER_NAME", b"localhost");
-    vars.push(b"SERVER_PORT", b"8080");
-    vars.push(b"REMOTE_ADDR", b"127.0.0.1");
-    vars.push(b"REMOTE_PORT", b"40000");
-    vars.push_header(b"Host", b"localhost:8080");
-    if !body.is_empty() {
-        vars.push(b"CONTENT_LENGTH", body.len().to_string().as_bytes());
-        vars.push(b"CONTENT_TYPE", b"application/octet-stream");
-    }
-    for (k, v) in extra {
-        vars.push(k.as_bytes(), v);
-    }
-    Request {
-        vars,
-        body,
-        scheme: "http",
-    }
+    Request::http11(method, uri, body, extra)
 }
 
 fn get(uri: &str) -> Request {
@@ -71,14 +42,8 @@ fn get(uri: &str) -> Request {
 
 /// Calls the app and finishes the response as the runtime does when the call succeeded.
 fn serve(app: &PsgiApp, request: Request) -> (Result<(), AppError>, String) {
-    let mut c = MemoryOutput::default();
-    let mut r = Response::new(&mut c, HTTP11);
-    let result = app.call(request, &mut r);
-    if result.is_ok() {
-        r.finish().unwrap();
-    }
-    drop(r);
-    (result, String::from_utf8_lossy(&c.bytes).into_owned())
+    let (result, out) = liege_worker::app::call_into_memory(app, request, HTTP11);
+    (result, String::from_utf8_lossy(&out.bytes).into_owned())
 }
 
 /// The answer of a call that must succeed.

@@ -14,52 +14,7 @@ use pyo3::types::{PyBool, PyDict, PyString, PyTuple};
 use crate::file_wrapper::FileWrapper;
 
 /// The CGI names and request headers most requests carry; their keys are interned once.
-const KNOWN: &[&str] = &[
-    "REQUEST_METHOD",
-    "REQUEST_URI",
-    "PATH_INFO",
-    "QUERY_STRING",
-    "SERVER_PROTOCOL",
-    "SCRIPT_NAME",
-    "SERVER_NAME",
-    "SERVER_PORT",
-    "REMOTE_ADDR",
-    "REMOTE_PORT",
-    "CONTENT_TYPE",
-    "CONTENT_LENGTH",
-    "DOCUMENT_ROOT",
-    "HTTPS",
-    "REMOTE_USER",
-    "UWSGI_SCHEME",
-    "HTTP_HOST",
-    "HTTP_USER_AGENT",
-    "HTTP_ACCEPT",
-    "HTTP_ACCEPT_ENCODING",
-    "HTTP_ACCEPT_LANGUAGE",
-    "HTTP_CONNECTION",
-    "HTTP_COOKIE",
-    "HTTP_REFERER",
-    "HTTP_ORIGIN",
-    "HTTP_AUTHORIZATION",
-    "HTTP_CACHE_CONTROL",
-    "HTTP_PRAGMA",
-    "HTTP_IF_MODIFIED_SINCE",
-    "HTTP_IF_NONE_MATCH",
-    "HTTP_X_FORWARDED_FOR",
-    "HTTP_X_FORWARDED_PROTO",
-    "HTTP_X_FORWARDED_HOST",
-    "HTTP_X_REAL_IP",
-    "HTTP_X_REQUESTED_WITH",
-    "HTTP_UPGRADE_INSECURE_REQUESTS",
-    "HTTP_DNT",
-    "HTTP_SEC_FETCH_DEST",
-    "HTTP_SEC_FETCH_MODE",
-    "HTTP_SEC_FETCH_SITE",
-    "HTTP_SEC_FETCH_USER",
-    "HTTP_SEC_CH_UA",
-    "HTTP_SEC_CH_UA_MOBILE",
-    "HTTP_SEC_CH_UA_PLATFORM",
-];
+const KNOWN: &[&str] = liege_worker::request::COMMON_VARS;
 
 /// Indexes into [`KNOWN`] of the names PEP 3333 wants present even when empty.
 const SCRIPT_NAME: usize = 5;

@@ -16,13 +16,11 @@ pub enum LoadFailure {
     NoApp,
     #[error("both `module` (`{module}`) and `wsgi-file` (`{file}`) name an app: set only one")]
     TwoApps { module: String, file: String },
-    #[error("option `env`: `{0}` is not NAME=VALUE")]
-    BadEnv(String),
-    #[error("option `chdir`: cannot change to `{path}`: {source}")]
-    Chdir {
-        path: PathBuf,
-        source: std::io::Error,
-    },
+    /// `env`, `chdir`.
+    #[error(transparent)]
+    Common(#[from] liege_worker::CommonError),
+    #[error("option `env`: setting {0} in the interpreter failed")]
+    SetEnv(String),
     #[error(transparent)]
     Start(#[from] StartError),
     #[error("setting up sys.path failed: {0}")]
@@ -63,9 +61,7 @@ pub enum LoadFailure {
 #[derive(Debug, Default, Clone, PartialEq, Eq)]
 struct Options {
     home: Option<PathBuf>,
-    chdir: Option<PathBuf>,
     pythonpath: Vec<String>,
-    env: Vec<String>,
     module: Option<String>,
     wsgi_file: Option<String>,
     callable: Option<String>,
@@ -81,9 +77,7 @@ impl Options {
         for (key, value) in options {
             match key.as_str() {
                 "home" => o.home = Some(PathBuf::from(value)),
-                "chdir" => o.chdir = Some(PathBuf::from(value)),
                 "pythonpath" => o.pythonpath.push(value.clone()),
-                "env" => o.env.push(value.clone()),
                 "module" => o.module = Some(value.clone()),
                 "wsgi-file" => o.wsgi_file = Some(value.clone()),
                 "callable" => o.callable = Some(value.clone()),
@@ -93,16 +87,6 @@ impl Options {
             }
         }
         o
-    }
-}
-
-/// `NAME=VALUE`, as `std::env::set_var` accepts it.
-fn assignment(value: &str) -> Result<(&str, &str), LoadFailure> {
-    match value.split_once('=') {
-        Some((name, v)) if !name.is_empty() && !name.contains('\0') && !v.contains('\0') => {
-            Ok((name, v))
-        }
-        _ => Err(LoadFailure::BadEnv(value.to_string())),
     }
 }
 
@@ -196,30 +180,21 @@ pub(crate) fn load(options: &[(String, String)]) -> Result<WsgiApp, LoadFailure>
         (None, Some(f)) => ("wsgi-file", f.clone(), Source::File),
         (None, None) => return Err(LoadFailure::NoApp),
     };
-    let env = o
-        .env
-        .iter()
-        .map(|e| assignment(e))
-        .collect::<Result<Vec<_>, _>>()?;
-    for (name, v) in &env {
+    let common = liege_worker::Common::read(options)?;
+    for (name, v) in &common.env {
         // SAFETY: `Language::load` runs while the process is single-threaded (a lazy-apps worker
         // before its threads start, or the zygote), so no other thread reads the environment.
         unsafe { std::env::set_var(name, v) };
     }
-    if let Some(dir) = &o.chdir {
-        std::env::set_current_dir(dir).map_err(|source| LoadFailure::Chdir {
-            path: dir.clone(),
-            source,
-        })?;
-    }
+    common.change_dir()?;
     interpreter::start(o.home.as_deref())?;
 
     pyo3::Python::attach(|py| {
         // When the interpreter was already running, os.environ is a copy made at its start.
         let environ = py.import("os").and_then(|os| os.getattr("environ"));
-        for (name, v) in &env {
+        for (name, v) in &common.env {
             if let Err(e) = environ.as_ref().map(|environ| environ.set_item(name, v)) {
-                return Err(LoadFailure::BadEnv(format!("{name}={v}: {e}")));
+                return Err(LoadFailure::SetEnv(format!("{name}={v}: {e}")));
             }
         }
         set_sys_path(py, &o.pythonpath).map_err(|e| LoadFailure::SysPath(printed(py, &e)))?;
@@ -318,16 +293,6 @@ mod tests {
         assert_eq!(o.module.as_deref(), Some("b:app"));
         assert_eq!(o.pythonpath, ["/x", "/y"]);
         assert_eq!(o.threads, 4);
-    }
-
-    #[test]
-    fn env_values_must_be_assignments() {
-        assert_eq!(assignment("A=b=c").unwrap(), ("A", "b=c"));
-        assert_eq!(
-            assignment("=x").unwrap_err().to_string(),
-            "option `env`: `=x` is not NAME=VALUE"
-        );
-        assert!(assignment("NOEQUALS").is_err());
     }
 
     #[test]

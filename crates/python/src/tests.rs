@@ -31,12 +31,7 @@ impl Output for Gone {
     }
 }
 
-const HTTP11: Framing = Framing {
-    http11: true,
-    keep_alive: true,
-    head_only: false,
-    http: true,
-};
+const HTTP11: Framing = Framing::HTTP11;
 
 fn load_with(module: &str, extra: &[(&str, &str)]) -> Result<WsgiApp, String> {
     let mut options = vec![
@@ -53,31 +48,7 @@ fn load(module: &str) -> WsgiApp {
 
 /// The CGI variables the runtime gives an HTTP/1.1 request.
 fn request_with(method: &str, uri: &str, body: Body, extra: &[(&str, &[u8])]) -> Request {
-    let (path, query) = uri.split_once('?').unwrap_or((uri, ""));
-    let mut vars = Vars::new();
-    vars.push(b"REQUEST_METHOD", method.as_bytes());
-    vars.push(b"REQUEST_URI", uri.as_bytes());
-    vars.push(b"PATH_INFO", path.as_bytes());
-    vars.push(b"QUERY_STRING", query.as_bytes());
-    vars.push(b"SERVER_PROTOCOL", b"HTTP/1.1");
-    vars.push(b"SCRIPT_NAME", b"");
-    vars.push(b"SERVER_NAME", b"localhost");
-    vars.push(b"SERVER_PORT", b"8080");
-    vars.push(b"REMOTE_ADDR", b"127.0.0.1");
-    vars.push(b"REMOTE_PORT", b"40000");
-    vars.push_header(b"Host", b"localhost:8080");
-    if !body.is_empty() {
-        vars.push(b"CONTENT_LENGTH", body.len().to_string().as_bytes());
-        vars.push(b"CONTENT_TYPE", b"application/octet-stream");
-    }
-    for (k, v) in extra {
-        vars.push(k.as_bytes(), v);
-    }
-    Request {
-        vars,
-        body,
-        scheme: "http",
-    }
+    Request::http11(method, uri, body, extra)
 }
 
 fn get(uri: &str) -> Request {

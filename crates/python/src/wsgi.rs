@@ -189,20 +189,6 @@ fn close(py: Python<'_>, result: &Bound<'_, PyAny>) -> PyResult<()> {
     }
 }
 
-/// `METHOD URI` of a request, for the error log.
-fn request_line(vars: &Vars) -> String {
-    let text = |k: &[u8]| String::from_utf8_lossy(vars.get(k).unwrap_or_default()).into_owned();
-    let uri = match vars.get(b"REQUEST_URI") {
-        Some(u) => String::from_utf8_lossy(u).into_owned(),
-        None => {
-            let q = text(b"QUERY_STRING");
-            let p = text(b"PATH_INFO");
-            if q.is_empty() { p } else { format!("{p}?{q}") }
-        }
-    };
-    format!("{} {uri}", text(b"REQUEST_METHOD"))
-}
-
 /// Writes a line to `sys.stderr` (where the traceback that follows goes too).
 fn log(py: Python<'_>, line: &str) {
     let written = py
@@ -270,7 +256,7 @@ impl WsgiApp {
                 let summary = e.to_string();
                 log(
                     py,
-                    &format!("{}: the app raised an exception", request_line(vars)),
+                    &format!("{}: the app raised an exception", vars.request_line()),
                 );
                 interpreter::print_traceback(py, &e);
                 AppError(summary.lines().next().unwrap_or_default().to_string())
@@ -278,12 +264,12 @@ impl WsgiApp {
             Failure::Send(e) => AppError(format!("sending the response failed: {e}")),
             Failure::BodyBeforeStart => {
                 let m = "the app sent body bytes before calling start_response";
-                log(py, &format!("{}: {m}", request_line(vars)));
+                log(py, &format!("{}: {m}", vars.request_line()));
                 AppError(m.to_string())
             }
             Failure::NeverStarted => {
                 let m = "the app returned without calling start_response";
-                log(py, &format!("{}: {m}", request_line(vars)));
+                log(py, &format!("{}: {m}", vars.request_line()));
                 AppError(m.to_string())
             }
             Failure::Slot(e) => AppError(e.to_string()),

@@ -1,8 +1,6 @@
 //! Loading the app the options name: environment, working folder, Ruby, `rbrequire`, then the
 //! rackup file (`rack`) through `Rack::Builder.parse_file`, as rackup and uWSGI do.
 
-use std::path::PathBuf;
-
 use crate::env::Keys;
 use crate::ffi;
 use crate::rack::RackApp;
@@ -19,13 +17,9 @@ pub enum LoadFailure {
     Threads(usize),
     #[error("option `rb-gc-freq`: `{0}` is not a whole number")]
     GcFreq(String),
-    #[error("option `env`: `{0}` is not NAME=VALUE")]
-    BadEnv(String),
-    #[error("option `chdir`: cannot change to `{path}`: {source}")]
-    Chdir {
-        path: PathBuf,
-        source: std::io::Error,
-    },
+    /// `env`, `chdir`.
+    #[error(transparent)]
+    Common(#[from] liege_worker::CommonError),
     #[error("starting Ruby failed: {0}")]
     Start(String),
     #[error("option `rbrequire`: requiring `{name}` failed: {error}")]
@@ -42,8 +36,6 @@ pub enum LoadFailure {
 struct Options {
     rack: Option<String>,
     rbrequire: Vec<String>,
-    chdir: Option<PathBuf>,
-    env: Vec<String>,
     threads: usize,
     gc_freq: Option<String>,
 }
@@ -58,8 +50,6 @@ impl Options {
             match key.as_str() {
                 "rack" => o.rack = Some(value.clone()),
                 "rbrequire" => o.rbrequire.push(value.clone()),
-                "chdir" => o.chdir = Some(PathBuf::from(value)),
-                "env" => o.env.push(value.clone()),
                 "rb-gc-freq" => o.gc_freq = Some(value.clone()),
                 // The runtime checks this option; a bad value is its error to report.
                 "threads" => o.threads = value.trim().parse().unwrap_or(1),
@@ -67,16 +57,6 @@ impl Options {
             }
         }
         o
-    }
-}
-
-/// `NAME=VALUE`, as `std::env::set_var` accepts it.
-fn assignment(value: &str) -> Result<(&str, &str), LoadFailure> {
-    match value.split_once('=') {
-        Some((name, v)) if !name.is_empty() && !name.contains('\0') && !v.contains('\0') => {
-            Ok((name, v))
-        }
-        _ => Err(LoadFailure::BadEnv(value.to_string())),
     }
 }
 
@@ -106,23 +86,14 @@ pub(crate) fn load(options: &[(String, String)]) -> Result<RackApp, LoadFailure>
         None => 0,
     };
     let rack = o.rack.clone().ok_or(LoadFailure::NoApp)?;
-    let env = o
-        .env
-        .iter()
-        .map(|e| assignment(e))
-        .collect::<Result<Vec<_>, _>>()?;
-    for (name, v) in &env {
+    let common = liege_worker::Common::read(options)?;
+    for (name, v) in &common.env {
         // SAFETY: `Language::load` runs while the process is single-threaded (a lazy-apps worker
         // before its threads start, or the zygote), so no other thread reads the environment.
         // Ruby's ENV reads the process environment itself, so it sees these.
         unsafe { std::env::set_var(name, v) };
     }
-    if let Some(dir) = &o.chdir {
-        std::env::set_current_dir(dir).map_err(|source| LoadFailure::Chdir {
-            path: dir.clone(),
-            source,
-        })?;
-    }
+    common.change_dir()?;
     fs_err::File::open(&rack).map_err(LoadFailure::Unreadable)?;
     ffi::start().map_err(LoadFailure::Start)?;
     for name in &o.rbrequire {
@@ -173,12 +144,5 @@ mod tests {
             e.to_string(),
             "option `rack`: failed to open file `/nonexistent/config.ru`: No such file or directory (os error 2)"
         );
-    }
-
-    #[test]
-    fn env_values_must_be_assignments() {
-        assert_eq!(assignment("A=b=c").unwrap(), ("A", "b=c"));
-        assert!(assignment("=x").is_err());
-        assert!(assignment("NOEQUALS").is_err());
     }
 }

@@ -9,7 +9,7 @@ use std::os::fd::AsRawFd;
 use std::os::unix::ffi::OsStrExt;
 use std::sync::atomic::{AtomicU64, Ordering};
 
-use liege_worker::{App, AppError, Body, HeaderError, Request, Response, Vars};
+use liege_worker::{App, AppError, Body, HeaderError, Request, Response};
 
 use crate::env::Keys;
 use crate::ffi::{self, RawRequest, RawSink, Value};
@@ -160,20 +160,6 @@ extern "C" fn on_error(ctx: *mut c_void, p: *const u8, n: usize) {
     sink.errors.push(String::from_utf8_lossy(text).into_owned());
 }
 
-/// `METHOD URI` of a request, for the error log.
-fn request_line(vars: &Vars) -> String {
-    let text = |k: &[u8]| String::from_utf8_lossy(vars.get(k).unwrap_or_default()).into_owned();
-    let uri = match vars.get(b"REQUEST_URI") {
-        Some(u) => String::from_utf8_lossy(u).into_owned(),
-        None => {
-            let q = text(b"QUERY_STRING");
-            let p = text(b"PATH_INFO");
-            if q.is_empty() { p } else { format!("{p}?{q}") }
-        }
-    };
-    format!("{} {uri}", text(b"REQUEST_METHOD"))
-}
-
 impl RackApp {
     pub(crate) fn new(app: Value, keys: Keys, gc_freq: u64) -> RackApp {
         RackApp {
@@ -231,7 +217,7 @@ impl App for RackApp {
         if ok && sink.failure.is_none() {
             return Ok(());
         }
-        let line = request_line(&vars);
+        let line = vars.request_line();
         for e in &sink.errors {
             liege_worker::log::line(&format!("{line}: the app raised an exception: {e}"));
         }

@@ -20,12 +20,7 @@ use liege_worker::{App, AppError, Body, Language, Request, Response, Vars};
 
 const APPS: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/apps");
 
-const HTTP11: Framing = Framing {
-    http11: true,
-    keep_alive: true,
-    head_only: false,
-    http: true,
-};
+const HTTP11: Framing = Framing::HTTP11;
 
 fn load_with(file: &str, extra: &[(&str, &str)]) -> Result<RackApp, String> {
     let mut options = vec![("rack".to_string(), format!("{APPS}/{file}"))];
@@ -46,31 +41,7 @@ fn raw() -> &'static RackApp {
 
 /// The CGI variables the runtime gives an HTTP/1.1 request.
 fn request_with(method: &str, uri: &str, body: Body, extra: &[(&str, &[u8])]) -> Request {
-    let (path, query) = uri.split_once('?').unwrap_or((uri, ""));
-    let mut vars = Vars::new();
-    vars.push(b"REQUEST_METHOD", method.as_bytes());
-    vars.push(b"REQUEST_URI", uri.as_bytes());
-    vars.push(b"PATH_INFO", path.as_bytes());
-    vars.push(b"QUERY_STRING", query.as_bytes());
-    vars.push(b"SERVER_PROTOCOL", b"HTTP/1.1");
-    vars.push(b"SCRIPT_NAME", b"");
-    vars.push(b"SERVER_NAME", b"localhost");
-    vars.push(b"SERVER_PORT", b"8080");
-    vars.push(b"REMOTE_ADDR", b"127.0.0.1");
-    vars.push(b"REMOTE_PORT", b"40000");
-    vars.push_header(b"Host", b"localhost:8080");
-    if !body.is_empty() {
-        vars.push(b"CONTENT_LENGTH", body.len().to_string().as_bytes());
-        vars.push(b"CONTENT_TYPE", b"application/octet-stream");
-    }
-    for (k, v) in extra {
-        vars.push(k.as_bytes(), v);
-    }
-    Request {
-        vars,
-        body,
-        scheme: "http",
-    }
+    Request::http11(method, uri, body, extra)
 }
 
 fn get(uri: &str) -> Request {
@@ -83,14 +54,7 @@ fn serve_with(
     request: Request,
     framing: Framing,
 ) -> (Result<(), AppError>, MemoryOutput) {
-    let mut c = MemoryOutput::default();
-    let mut r = Response::new(&mut c, framing);
-    let result = app.call(request, &mut r);
-    if result.is_ok() {
-        r.finish().unwrap();
-    }
-    drop(r);
-    (result, c)
+    liege_worker::app::call_into_memory(app, request, framing)
 }
 
 fn serve(app: &RackApp, request: Request) -> (Result<(), AppError>, MemoryOutput) {

@@ -1,7 +1,7 @@
 //! The small trait a language implements (STYLE.md rule 21: a stable boundary).
 
 use crate::request::Request;
-use crate::response::Response;
+use crate::response::{Framing, MemoryOutput, Response};
 
 /// A language: loads the app named by the options. Lives in the language crate.
 pub trait Language: Sync {
@@ -28,6 +28,24 @@ pub trait App: Sync {
     /// afterwards (content length or last chunk), and answers 500 itself when this returns an
     /// error before the head went out.
     fn call(&self, request: Request, response: &mut Response<'_>) -> Result<(), AppError>;
+}
+
+/// Calls `app` and finishes the response as the runtime does when the call succeeded, into
+/// memory: for the languages' tests and tools that call an app without a connection.
+pub fn call_into_memory<A: App + ?Sized>(
+    app: &A,
+    request: Request,
+    framing: Framing,
+) -> (Result<(), AppError>, MemoryOutput) {
+    let mut out = MemoryOutput::default();
+    let mut r = Response::new(&mut out, framing);
+    let result = app.call(request, &mut r);
+    if result.is_ok() && r.finish().is_err() {
+        drop(r);
+        return (Err(AppError("finishing the response failed".into())), out);
+    }
+    drop(r);
+    (result, out)
 }
 
 /// The app failed while serving a request. The language has already logged the details (the

@@ -7,6 +7,7 @@
 //! A language crate implements [`Language`] and calls [`main`].
 
 pub mod app;
+pub mod common;
 mod event_loop;
 pub mod http;
 pub mod log;
@@ -18,6 +19,7 @@ pub mod static_files;
 pub mod uwsgi;
 
 pub use app::{App, AppError, Language, LoadError};
+pub use common::{Common, CommonError};
 pub use request::{Body, Input, Request, Vars};
 pub use response::{HeaderError, Output, Response};
 pub use runtime::main;

@@ -4,6 +4,55 @@ use std::fs::File;
 use std::io;
 use std::os::unix::fs::FileExt;
 
+/// The CGI names and request headers most requests carry, most common first: a language makes
+/// its env's keys for these once (interned, shared or frozen strings) rather than per request.
+pub const COMMON_VARS: &[&str] = &[
+    "REQUEST_METHOD",
+    "REQUEST_URI",
+    "PATH_INFO",
+    "QUERY_STRING",
+    "SERVER_PROTOCOL",
+    "SCRIPT_NAME",
+    "SERVER_NAME",
+    "SERVER_PORT",
+    "REMOTE_ADDR",
+    "REMOTE_PORT",
+    "CONTENT_TYPE",
+    "CONTENT_LENGTH",
+    "DOCUMENT_ROOT",
+    "HTTPS",
+    "REMOTE_USER",
+    "UWSGI_SCHEME",
+    "HTTP_HOST",
+    "HTTP_USER_AGENT",
+    "HTTP_ACCEPT",
+    "HTTP_ACCEPT_ENCODING",
+    "HTTP_ACCEPT_LANGUAGE",
+    "HTTP_CONNECTION",
+    "HTTP_COOKIE",
+    "HTTP_REFERER",
+    "HTTP_ORIGIN",
+    "HTTP_AUTHORIZATION",
+    "HTTP_CACHE_CONTROL",
+    "HTTP_PRAGMA",
+    "HTTP_IF_MODIFIED_SINCE",
+    "HTTP_IF_NONE_MATCH",
+    "HTTP_X_FORWARDED_FOR",
+    "HTTP_X_FORWARDED_PROTO",
+    "HTTP_X_FORWARDED_HOST",
+    "HTTP_X_REAL_IP",
+    "HTTP_X_REQUESTED_WITH",
+    "HTTP_UPGRADE_INSECURE_REQUESTS",
+    "HTTP_DNT",
+    "HTTP_SEC_FETCH_DEST",
+    "HTTP_SEC_FETCH_MODE",
+    "HTTP_SEC_FETCH_SITE",
+    "HTTP_SEC_FETCH_USER",
+    "HTTP_SEC_CH_UA",
+    "HTTP_SEC_CH_UA_MOBILE",
+    "HTTP_SEC_CH_UA_PLATFORM",
+];
+
 /// CGI-style variables, in one buffer: what a uwsgi packet carries, and what an HTTP request is
 /// turned into (`REQUEST_METHOD`, `REQUEST_URI`, `PATH_INFO` (percent-decoded), `QUERY_STRING`,
 /// `SERVER_PROTOCOL`, `CONTENT_TYPE`, `CONTENT_LENGTH`, `HTTP_*`, `REMOTE_ADDR`, `REMOTE_PORT`,
@@ -88,6 +137,21 @@ impl Vars {
         })
     }
 
+    /// `METHOD URI` of the request, for a language's error log (the URI from PATH_INFO and
+    /// QUERY_STRING when REQUEST_URI is missing).
+    pub fn request_line(&self) -> String {
+        let text = |k: &[u8]| String::from_utf8_lossy(self.get(k).unwrap_or_default()).into_owned();
+        let uri = match self.get(b"REQUEST_URI") {
+            Some(u) => String::from_utf8_lossy(u).into_owned(),
+            None => {
+                let q = text(b"QUERY_STRING");
+                let p = text(b"PATH_INFO");
+                if q.is_empty() { p } else { format!("{p}?{q}") }
+            }
+        };
+        format!("{} {uri}", text(b"REQUEST_METHOD"))
+    }
+
     /// The last value named `key`, if it is UTF-8.
     pub fn get_str(&self, key: &str) -> Option<&str> {
         self.get(key.as_bytes())
@@ -148,6 +212,40 @@ pub struct Request {
     pub body: Body,
     /// `http` or `https` (uwsgi packets say which in `UWSGI_SCHEME` or `HTTPS`).
     pub scheme: &'static str,
+}
+
+impl Request {
+    /// A request as the runtime makes one of an HTTP/1.1 request from 127.0.0.1 to
+    /// `localhost:8080`: `METHOD URI`, `body` (with its CONTENT_LENGTH and an
+    /// `application/octet-stream` CONTENT_TYPE when not empty), then `extra` variables. For the
+    /// languages' tests and tools that call an app without a connection.
+    pub fn http11(method: &str, uri: &str, body: Body, extra: &[(&str, &[u8])]) -> Request {
+        let (path, query) = uri.split_once('?').unwrap_or((uri, ""));
+        let mut vars = Vars::new();
+        vars.push(b"REQUEST_METHOD", method.as_bytes());
+        vars.push(b"REQUEST_URI", uri.as_bytes());
+        vars.push(b"PATH_INFO", path.as_bytes());
+        vars.push(b"QUERY_STRING", query.as_bytes());
+        vars.push(b"SERVER_PROTOCOL", b"HTTP/1.1");
+        vars.push(b"SCRIPT_NAME", b"");
+        vars.push(b"SERVER_NAME", b"localhost");
+        vars.push(b"SERVER_PORT", b"8080");
+        vars.push(b"REMOTE_ADDR", b"127.0.0.1");
+        vars.push(b"REMOTE_PORT", b"40000");
+        vars.push_header(b"Host", b"localhost:8080");
+        if !body.is_empty() {
+            vars.push(b"CONTENT_LENGTH", body.len().to_string().as_bytes());
+            vars.push(b"CONTENT_TYPE", b"application/octet-stream");
+        }
+        for (k, v) in extra {
+            vars.push(k.as_bytes(), v);
+        }
+        Request {
+            vars,
+            body,
+            scheme: "http",
+        }
+    }
 }
 
 /// A reader over a [`Body`] with the calls every language's input object needs (PEP 3333's

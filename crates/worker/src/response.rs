@@ -60,6 +60,16 @@ pub struct Framing {
     pub http: bool,
 }
 
+impl Framing {
+    /// An HTTP/1.1 request on an http-socket whose connection may stay open: the usual case.
+    pub const HTTP11: Framing = Framing {
+        http11: true,
+        keep_alive: true,
+        head_only: false,
+        http: true,
+    };
+}
+
 /// What the app gave that HTTP cannot carry (PEP 3333's rules, which PSGI and Rack share).
 #[derive(Debug, thiserror::Error, PartialEq, Eq)]
 pub enum HeaderError {
@@ -419,12 +429,7 @@ pub(crate) mod tests {
 
     pub(crate) type Collect = MemoryOutput;
 
-    const HTTP11: Framing = Framing {
-        http11: true,
-        keep_alive: true,
-        head_only: false,
-        http: true,
-    };
+    const HTTP11: Framing = Framing::HTTP11;
 
     fn text(c: &Collect) -> String {
         String::from_utf8_lossy(&c.bytes).into_owned()
