@@ -233,7 +233,7 @@ fn run_serves_on_a_thread_per_core_and_stops() {
                     let mut buf = [0u8; 512];
                     while !got.ends_with(b"threads") {
                         let n = s.read(&mut buf).unwrap();
-                        assert!(n > 0);
+                        assert!(n > 0, "closed after {:?}", String::from_utf8_lossy(&got));
                         got.extend_from_slice(&buf[..n]);
                     }
                     out.push(got);
