@@ -208,6 +208,44 @@ fn touch_reload_replaces_the_workers() {
 }
 
 #[test]
+fn sigint_ends_the_workers_even_when_the_app_imported_signal() {
+    // CPython's `signal` module catches SIGINT once an app imports it; the runtime puts the
+    // default action back after the load, so the master's SIGINT still ends each worker.
+    let port = free_port();
+    let sock = format!("127.0.0.1:{port}");
+    let file = app("signals.py");
+    let mut inst = Instance::start(&[
+        "--master",
+        "--processes",
+        "2",
+        "--http-socket",
+        &sock,
+        "--wsgi-file",
+        &file,
+    ]);
+    let addr = Addr::Tcp(sock.parse().unwrap());
+    inst.wait_ready(&addr, "/", Duration::from_secs(30));
+    assert_eq!(get(&addr, "/").unwrap().text(), "signals");
+    let workers = inst.children();
+    assert_eq!(workers.len(), 2);
+    for pid in &workers {
+        let status = fs_err::read_to_string(format!("/proc/{pid}/status")).unwrap();
+        let caught = status
+            .lines()
+            .find_map(|l| l.strip_prefix("SigCgt:"))
+            .map(|v| u64::from_str_radix(v.trim(), 16).unwrap())
+            .unwrap();
+        // SIGINT is signal 2: bit 1 of the mask.
+        assert_eq!(caught & (1 << 1), 0, "worker {pid} catches SIGINT");
+    }
+    inst.signal(Signal::INT);
+    assert!(inst.wait_exit(Duration::from_secs(30)).is_some());
+    let log = inst.log_text();
+    assert_eq!(log.matches("killed by SIGINT").count(), 2, "{log}");
+    assert!(!log.contains("SIGKILL"), "{log}");
+}
+
+#[test]
 fn need_app_stops_the_instance_with_22() {
     let port = free_port();
     let sock = format!("127.0.0.1:{port}");

@@ -133,6 +133,21 @@ pub fn dup_onto(fd: BorrowedFd<'_>, target: i32) -> std::io::Result<()> {
     Ok(())
 }
 
+/// Puts `signals` back to their default action: a worker does so after its language loaded the
+/// app, since an interpreter may install handlers of its own (CPython's `signal` module catches
+/// SIGINT as soon as an app imports it, and then nothing ends the worker on SIGINT while it
+/// waits in the event loop).
+pub fn default_action(signals: &[i32]) {
+    for &sig in signals {
+        if sig == libc::SIGKILL || sig == libc::SIGSTOP {
+            continue;
+        }
+        // SAFETY: SIG_DFL is not a function pointer the kernel calls; `signal` takes no other
+        // pointer, and refuses (EINVAL) a number it does not know.
+        unsafe { libc::signal(sig, libc::SIG_DFL) };
+    }
+}
+
 /// Resets the signal state a process passes on across exec: every signal's disposition back to
 /// the default (an ignored signal, such as Rust's `SIGPIPE`, stays ignored across exec, and a
 /// handler of the cloned-from code must not run in the child), then an empty blocked mask (the

@@ -282,8 +282,15 @@ impl<'a> Response<'a> {
     }
 
     fn body_allowed(&self) -> bool {
+        !self.framing.head_only && self.status_has_body()
+    }
+
+    /// Whether the status allows a body at all: not 1xx, 204 or 304 (RFC 9110 8.6: no
+    /// Content-Length on 1xx and 204; a 304's would describe the response it stands for). A
+    /// HEAD answer does get its Content-Length.
+    fn status_has_body(&self) -> bool {
         let code = self.status.as_ref().map_or(200, |s| s.0);
-        !(self.framing.head_only || code == 204 || code == 304 || code < 200)
+        !(code == 204 || code == 304 || code < 200)
     }
 
     fn queue(&mut self, data: &[u8]) -> io::Result<()> {
@@ -333,7 +340,7 @@ impl<'a> Response<'a> {
         if self.status.is_none() {
             return Err(io::Error::other(HeaderError::NotStarted));
         }
-        if !self.head_sent && self.content_length.is_none() {
+        if !self.head_sent && self.content_length.is_none() && self.status_has_body() {
             self.content_length = Some(data.len() as u64);
             self.headers
                 .push(("Content-Length".into(), data.len().to_string()));
@@ -349,7 +356,7 @@ impl<'a> Response<'a> {
         }
         let size = file.metadata()?.len();
         let mut len = len.unwrap_or(u64::MAX).min(size.saturating_sub(offset));
-        if !self.head_sent && self.content_length.is_none() {
+        if !self.head_sent && self.content_length.is_none() && self.status_has_body() {
             self.content_length = Some(len);
             self.headers
                 .push(("Content-Length".into(), len.to_string()));
@@ -491,6 +498,18 @@ pub(crate) mod tests {
         r.write_last(b"hello").unwrap();
         assert!(r.finish().unwrap());
         assert_eq!(text(&c), "HTTP/1.1 200 OK\r\nContent-Length: 5\r\n\r\n");
+    }
+
+    #[test]
+    fn no_length_is_added_where_no_body_is_allowed() {
+        for status in ["204 No Content", "304 Not Modified"] {
+            let mut c = Collect::default();
+            let mut r = Response::new(&mut c, HTTP11);
+            r.start(status, vec![]).unwrap();
+            r.write_last(b"").unwrap();
+            assert!(r.finish().unwrap());
+            assert_eq!(text(&c), format!("HTTP/1.1 {status}\r\n\r\n"));
+        }
     }
 
     #[test]

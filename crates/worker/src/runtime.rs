@@ -179,7 +179,7 @@ fn run<L: Language>(lang: &L) -> Result<ExitCode, RuntimeError> {
                         message: "not a number".into(),
                     })?;
             mark(&h, id, State::Loading);
-            let app = match lang.load(&h.options) {
+            let app = match loaded(lang, &h.options) {
                 Ok(app) => Some(app),
                 Err(e) => {
                     log::line(&format!(
@@ -212,6 +212,14 @@ fn mark(h: &Handoff, id: usize, state: State) {
         slot.set(WorkerField::Pid, u64::from(std::process::id()));
         slot.set_state(state);
     }
+}
+
+/// Loads the app, then puts SIGINT and SIGQUIT back to their default action (ending the worker
+/// at once, as this module's doc says), whatever the interpreter installed while loading.
+fn loaded<L: Language>(lang: &L, options: &[(String, String)]) -> Result<L::App, crate::LoadError> {
+    let app = lang.load(options);
+    liege_sys::exec::default_action(&[libc::SIGINT, libc::SIGQUIT]);
+    app
 }
 
 /// Serves as worker `id` until told to stop; returns the exit status.
@@ -347,7 +355,7 @@ fn zygote<L: Language>(
     statics: &StaticFiles,
 ) -> Result<ExitCode, RuntimeError> {
     let ctl = env_fd(handoff::ZYGOTE_FD)?;
-    let app = match lang.load(&h.options) {
+    let app = match loaded(lang, &h.options) {
         Ok(app) => Some(app),
         Err(e) => {
             log::line(&format!(
