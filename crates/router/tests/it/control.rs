@@ -208,9 +208,12 @@ fn run_serves_on_a_thread_per_core_and_stops() {
     });
     let mut settings = Router::test_settings(run_dir.path());
     settings.max_conns_per_ip = 0;
-    ours.write_all(&encode(&ToRouter::Settings(settings)))
-        .unwrap();
+    // The routes first: the settings' acknowledgement, read below, then says both are in (the
+    // router reads its control channel in order). Sent the other way round, early clients could
+    // get a 404 and wait for an answer that never comes.
     ours.write_all(&encode(&ToRouter::Routes(vec![route("app.com", "app")])))
+        .unwrap();
+    ours.write_all(&encode(&ToRouter::Settings(settings)))
         .unwrap();
     let mut frame = [0u8; 4];
     ours.read_exact(&mut frame).unwrap();
