@@ -108,12 +108,8 @@ extern "C" fn on_start(ctx: *mut c_void, status: c_long) -> c_int {
     else {
         return sink.fail(Failure::Status(status));
     };
-    let reason = http::StatusCode::from_u16(code)
-        .ok()
-        .and_then(|s| s.canonical_reason())
-        .unwrap_or("Unknown");
     let headers = std::mem::take(&mut sink.headers);
-    match sink.response.start(&format!("{code} {reason}"), headers) {
+    match sink.response.start_code(code, headers) {
         Ok(()) => 0,
         Err(e) => sink.fail(Failure::Head(e)),
     }

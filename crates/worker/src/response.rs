@@ -160,6 +160,20 @@ impl<'a> Response<'a> {
         }
     }
 
+    /// Sets the status from its code (PSGI and Rack give a number), with the standard reason
+    /// phrase (`Unknown` for a code without one), and the headers, as [`Response::start`].
+    pub fn start_code(
+        &mut self,
+        code: u16,
+        headers: Vec<(String, String)>,
+    ) -> Result<(), HeaderError> {
+        let reason = http::StatusCode::from_u16(code)
+            .ok()
+            .and_then(|s| s.canonical_reason())
+            .unwrap_or("Unknown");
+        self.start(&format!("{code} {reason}"), headers)
+    }
+
     /// Sets the status (`200 OK`) and headers. Until the head is sent it may be called again
     /// (WSGI's `exc_info`), replacing both.
     pub fn start(
@@ -498,6 +512,26 @@ pub(crate) mod tests {
         r.write_last(b"hello").unwrap();
         assert!(r.finish().unwrap());
         assert_eq!(text(&c), "HTTP/1.1 200 OK\r\nContent-Length: 5\r\n\r\n");
+    }
+
+    #[test]
+    fn a_code_gets_its_reason_phrase() {
+        for (code, line) in [
+            (404, "HTTP/1.1 404 Not Found\r\n"),
+            (299, "HTTP/1.1 299 Unknown\r\n"),
+            (1000, ""),
+        ] {
+            let mut c = Collect::default();
+            let mut r = Response::new(&mut c, HTTP11);
+            if line.is_empty() {
+                assert!(r.start_code(code, vec![]).is_err());
+                continue;
+            }
+            r.start_code(code, vec![]).unwrap();
+            r.write_last(b"").unwrap();
+            r.finish().unwrap();
+            assert!(text(&c).starts_with(line), "{}", text(&c));
+        }
     }
 
     #[test]
