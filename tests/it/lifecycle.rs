@@ -230,13 +230,8 @@ fn sigint_ends_the_workers_even_when_the_app_imported_signal() {
     assert_eq!(get(&addr, "/").unwrap().text(), "signals");
     let workers = inst.children();
     assert_eq!(workers.len(), 1);
-    for pid in &workers {
-        let status = fs_err::read_to_string(format!("/proc/{pid}/status")).unwrap();
-        let caught = status
-            .lines()
-            .find_map(|l| l.strip_prefix("SigCgt:"))
-            .map(|v| u64::from_str_radix(v.trim(), 16).unwrap())
-            .unwrap();
+    for &pid in &workers {
+        let caught = signal_mask(pid, "SigCgt").unwrap();
         // SIGINT is signal 2: bit 1 of the mask.
         assert_eq!(caught & (1 << 1), 0, "worker {pid} catches SIGINT");
     }
@@ -245,6 +240,53 @@ fn sigint_ends_the_workers_even_when_the_app_imported_signal() {
     let log = inst.log_text();
     assert_eq!(log.matches("killed by SIGINT").count(), 1, "{log}");
     assert!(!log.contains("SIGKILL"), "{log}");
+}
+
+/// A signal mask line of /proc/PID/status (`SigBlk`, `SigCgt`...), as bits.
+fn signal_mask(pid: i32, line: &str) -> Option<u64> {
+    let status = fs_err::read_to_string(format!("/proc/{pid}/status")).ok()?;
+    status
+        .lines()
+        .find_map(|l| l.strip_prefix(line)?.strip_prefix(':'))
+        .and_then(|v| u64::from_str_radix(v.trim(), 16).ok())
+}
+
+#[test]
+fn sigint_during_the_load_ends_the_worker_once_it_loaded() {
+    // The worker holds SIGINT while its app loads (CPython catches it meanwhile: it would
+    // interrupt the import, and the worker would go on without its app until SIGKILLed), then
+    // lets it act as its default: the instance stops with the worker killed by SIGINT.
+    let port = free_port();
+    let sock = format!("127.0.0.1:{port}");
+    let file = app("slow_load.py");
+    let mut inst = Instance::start(&[
+        "--master",
+        "--processes",
+        "1",
+        "--http-socket",
+        &sock,
+        "--wsgi-file",
+        &file,
+    ]);
+    // SIGINT is signal 2: bit 1 of the mask. Blocked only while the app loads.
+    eventually(
+        &inst,
+        Duration::from_secs(30),
+        "a worker loading its app",
+        || {
+            inst.children()
+                .iter()
+                .any(|&p| signal_mask(p, "SigBlk").is_some_and(|m| m & (1 << 1) != 0))
+        },
+    );
+    inst.signal(Signal::INT);
+    assert!(inst.wait_exit(Duration::from_secs(30)).is_some());
+    let log = inst.log_text();
+    assert!(log.contains("killed by SIGINT"), "{log}");
+    assert!(
+        !log.contains("SIGKILL") && !log.contains("KeyboardInterrupt"),
+        "{log}"
+    );
 }
 
 #[test]

@@ -133,10 +133,38 @@ pub fn dup_onto(fd: BorrowedFd<'_>, target: i32) -> std::io::Result<()> {
     Ok(())
 }
 
-/// Puts `signals` back to their default action: a worker does so after its language loaded the
-/// app, since an interpreter may install handlers of its own (CPython's `signal` module catches
-/// SIGINT as soon as an app imports it, and then nothing ends the worker on SIGINT while it
-/// waits in the event loop).
+/// Runs `f` with `signals` blocked (one that comes meanwhile stays pending), then puts them back
+/// to their default action and unblocks them, so a pending one then acts as its default. A
+/// worker loads its app this way: an interpreter may install handlers of its own while it loads
+/// (CPython's `signal` module catches SIGINT as soon as an app imports it, and nothing would
+/// then end the worker on SIGINT while it waits in the event loop), and a SIGINT sent during
+/// the load must still end the worker once the load is over.
+pub fn with_default_action_after<T>(signals: &[i32], f: impl FnOnce() -> T) -> T {
+    let set = sigset(signals);
+    // SAFETY: `set` is an initialised sigset_t; sigprocmask reads it and writes no old mask.
+    unsafe { libc::sigprocmask(libc::SIG_BLOCK, &set, std::ptr::null_mut()) };
+    let out = f();
+    default_action(signals);
+    // SAFETY: as above.
+    unsafe { libc::sigprocmask(libc::SIG_UNBLOCK, &set, std::ptr::null_mut()) };
+    out
+}
+
+/// A signal set holding `signals`.
+fn sigset(signals: &[i32]) -> libc::sigset_t {
+    // SAFETY: sigemptyset initialises the whole set it is given; sigaddset only sets a bit in
+    // it (refusing, with EINVAL, a number that is not a signal).
+    unsafe {
+        let mut set: libc::sigset_t = std::mem::zeroed();
+        libc::sigemptyset(&mut set);
+        for &sig in signals {
+            libc::sigaddset(&mut set, sig);
+        }
+        set
+    }
+}
+
+/// Puts `signals` back to their default action (SIGKILL and SIGSTOP have no other).
 pub fn default_action(signals: &[i32]) {
     for &sig in signals {
         if sig == libc::SIGKILL || sig == libc::SIGSTOP {

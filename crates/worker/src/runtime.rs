@@ -214,12 +214,13 @@ fn mark(h: &Handoff, id: usize, state: State) {
     }
 }
 
-/// Loads the app, then puts SIGINT and SIGQUIT back to their default action (ending the worker
-/// at once, as this module's doc says), whatever the interpreter installed while loading.
+/// Loads the app with SIGINT and SIGQUIT held, then puts them back to their default action
+/// (ending the worker at once, as this module's doc says), whatever the interpreter installed
+/// while loading; one sent during the load then ends the worker.
 fn loaded<L: Language>(lang: &L, options: &[(String, String)]) -> Result<L::App, crate::LoadError> {
-    let app = lang.load(options);
-    liege_sys::exec::default_action(&[libc::SIGINT, libc::SIGQUIT]);
-    app
+    liege_sys::exec::with_default_action_after(&[libc::SIGINT, libc::SIGQUIT], || {
+        lang.load(options)
+    })
 }
 
 /// Serves as worker `id` until told to stop; returns the exit status.
