@@ -213,18 +213,7 @@ fn sigint_ends_the_workers_even_when_the_app_imported_signal() {
     // default action back after the load, so the master's SIGINT still ends the worker. One
     // worker: the one that answered has loaded (a second one could still be loading, when
     // CPython's handler is in place).
-    let port = free_port();
-    let sock = format!("127.0.0.1:{port}");
-    let file = app("signals.py");
-    let mut inst = Instance::start(&[
-        "--master",
-        "--processes",
-        "1",
-        "--http-socket",
-        &sock,
-        "--wsgi-file",
-        &file,
-    ]);
+    let (mut inst, sock) = one_worker("signals.py");
     let addr = Addr::Tcp(sock.parse().unwrap());
     inst.wait_ready(&addr, "/", Duration::from_secs(30));
     assert_eq!(get(&addr, "/").unwrap().text(), "signals");
@@ -242,6 +231,23 @@ fn sigint_ends_the_workers_even_when_the_app_imported_signal() {
     assert!(!log.contains("SIGKILL"), "{log}");
 }
 
+/// An instance of `file` (tests/apps/python) with one worker on an http-socket, not waited for;
+/// and the socket's address.
+fn one_worker(file: &str) -> (Instance, String) {
+    let sock = format!("127.0.0.1:{}", free_port());
+    let file = app(file);
+    let inst = Instance::start(&[
+        "--master",
+        "--processes",
+        "1",
+        "--http-socket",
+        &sock,
+        "--wsgi-file",
+        &file,
+    ]);
+    (inst, sock)
+}
+
 /// A signal mask line of /proc/PID/status (`SigBlk`, `SigCgt`...), as bits.
 fn signal_mask(pid: i32, line: &str) -> Option<u64> {
     let status = fs_err::read_to_string(format!("/proc/{pid}/status")).ok()?;
@@ -256,18 +262,7 @@ fn sigint_during_the_load_ends_the_worker_once_it_loaded() {
     // The worker holds SIGINT while its app loads (CPython catches it meanwhile: it would
     // interrupt the import, and the worker would go on without its app until SIGKILLed), then
     // lets it act as its default: the instance stops with the worker killed by SIGINT.
-    let port = free_port();
-    let sock = format!("127.0.0.1:{port}");
-    let file = app("slow_load.py");
-    let mut inst = Instance::start(&[
-        "--master",
-        "--processes",
-        "1",
-        "--http-socket",
-        &sock,
-        "--wsgi-file",
-        &file,
-    ]);
+    let (mut inst, _) = one_worker("slow_load.py");
     // SIGINT is signal 2: bit 1 of the mask. Blocked only while the app loads.
     eventually(
         &inst,
