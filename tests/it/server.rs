@@ -221,31 +221,36 @@ pub(crate) fn children_of(pid: i32) -> Vec<i32> {
 
 impl Drop for Instance {
     fn drop(&mut self) {
-        if let Some(mut child) = self.child.take() {
-            let pid = rustix::process::Pid::from_raw(i32::try_from(child.id()).unwrap_or(0));
-            let workers = pid
-                .map(|p| children_of(p.as_raw_nonzero().get()))
-                .unwrap_or_default();
-            if let Some(pid) = pid {
-                let _ = rustix::process::kill_process(pid, rustix::process::Signal::INT);
-            }
-            let start = Instant::now();
-            while start.elapsed() < Duration::from_secs(5) {
-                if child.try_wait().ok().flatten().is_some() {
-                    break;
-                }
-                std::thread::sleep(Duration::from_millis(20));
-            }
-            let _ = child.kill();
-            let _ = child.wait();
-            // Workers the master could not stop: by the pids seen before it went.
-            for w in workers {
-                if let Some(p) = rustix::process::Pid::from_raw(w)
-                    && fs_err::read_to_string(format!("/proc/{w}/stat")).is_ok()
-                {
-                    let _ = rustix::process::kill_process(p, rustix::process::Signal::KILL);
-                }
-            }
+        if let Some(child) = self.child.take() {
+            stop(child, Duration::from_secs(5));
+        }
+    }
+}
+
+/// Stops a `liege` process the test started: SIGINT, `grace` to exit, then SIGKILL; then
+/// SIGKILL to the children it had (by the pids seen before it went) that are still there.
+pub(crate) fn stop(mut child: Child, grace: Duration) {
+    let pid = rustix::process::Pid::from_raw(i32::try_from(child.id()).unwrap_or(0));
+    let workers = pid
+        .map(|p| children_of(p.as_raw_nonzero().get()))
+        .unwrap_or_default();
+    if let Some(pid) = pid {
+        let _ = rustix::process::kill_process(pid, rustix::process::Signal::INT);
+    }
+    let start = Instant::now();
+    while start.elapsed() < grace {
+        if child.try_wait().ok().flatten().is_some() {
+            break;
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    let _ = child.kill();
+    let _ = child.wait();
+    for w in workers {
+        if let Some(p) = rustix::process::Pid::from_raw(w)
+            && fs_err::read_to_string(format!("/proc/{w}/stat")).is_ok()
+        {
+            let _ = rustix::process::kill_process(p, rustix::process::Signal::KILL);
         }
     }
 }

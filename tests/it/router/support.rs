@@ -14,8 +14,6 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-use rustix::process::{Pid, Signal};
-
 use crate::emperor::guard::Emperor;
 use crate::server::{Resp, children_of, read_response, require_python_worker};
 
@@ -201,31 +199,8 @@ impl Master {
 
 impl Drop for Master {
     fn drop(&mut self) {
-        let Some(mut child) = self.child.take() else {
-            return;
-        };
-        let pid = Pid::from_raw(i32::try_from(child.id()).unwrap_or(0));
-        let children = pid
-            .map(|p| children_of(p.as_raw_nonzero().get()))
-            .unwrap_or_default();
-        if let Some(pid) = pid {
-            let _ = rustix::process::kill_process(pid, Signal::INT);
-        }
-        let start = Instant::now();
-        while start.elapsed() < Duration::from_secs(15) {
-            if child.try_wait().ok().flatten().is_some() {
-                break;
-            }
-            std::thread::sleep(Duration::from_millis(20));
-        }
-        let _ = child.kill();
-        let _ = child.wait();
-        for c in children {
-            if let Some(p) = Pid::from_raw(c)
-                && fs_err::read_to_string(format!("/proc/{c}/stat")).is_ok()
-            {
-                let _ = rustix::process::kill_process(p, Signal::KILL);
-            }
+        if let Some(child) = self.child.take() {
+            crate::server::stop(child, Duration::from_secs(15));
         }
     }
 }
